@@ -77,3 +77,28 @@ export type CoreErrorCode = CodeOf<typeof CORE_ERRORS>;
 export class CoreError extends WardError<CoreErrorCode> {
   override readonly name = 'CoreError';
 }
+
+/** Codes for SPIFFE ID validation (src/core/spiffe-id.ts): one per rule of the SPIFFE ID spec. */
+export const SPIFFE_ERRORS = defineErrorCodes('spiffe', {
+  ERR_SPIFFE_ID_EMPTY: 'The SPIFFE ID is empty.',
+  ERR_SPIFFE_ID_TOO_LONG: 'The SPIFFE ID is longer than 2048 bytes.',
+  ERR_SPIFFE_ID_SCHEME: 'The scheme is missing or is not exactly `spiffe://` (upper case is rejected, see ADR 0010).',
+  ERR_SPIFFE_ID_TRUST_DOMAIN_MISSING: 'There is no trust domain after `spiffe://`.',
+  ERR_SPIFFE_ID_TRUST_DOMAIN_CHARS: 'The trust domain holds a character other than `a-z 0-9 . - _`.',
+  ERR_SPIFFE_ID_TRUST_DOMAIN_TOO_LONG: 'The trust domain is longer than 255 bytes.',
+  ERR_SPIFFE_ID_USERINFO: 'The ID carries userinfo (`user@`).',
+  ERR_SPIFFE_ID_PORT: 'The ID carries a port (`:8443`).',
+  ERR_SPIFFE_ID_QUERY: 'The ID carries a query (`?`).',
+  ERR_SPIFFE_ID_FRAGMENT: 'The ID carries a fragment (`#`).',
+  ERR_SPIFFE_ID_PERCENT_ENCODED: 'The ID holds percent-encoding (`%`), which the spec forbids.',
+  ERR_SPIFFE_ID_EMPTY_SEGMENT: 'The path has an empty segment (`//`).',
+  ERR_SPIFFE_ID_DOT_SEGMENT: 'The path has a `.` or `..` segment.',
+  ERR_SPIFFE_ID_TRAILING_SLASH: 'The path ends with `/`.',
+  ERR_SPIFFE_ID_PATH_CHARS: 'A path segment holds a character other than `a-z A-Z 0-9 . - _`.',
+});
+
+export type SpiffeErrorCode = CodeOf<typeof SPIFFE_ERRORS>;
+
+export class SpiffeIdError extends WardError<SpiffeErrorCode> {
+  override readonly name = 'SpiffeIdError';
+}

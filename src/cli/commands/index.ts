@@ -3,5 +3,14 @@
  * verbs). Add a line here when adding a noun.
  */
 import type { CommandRegistrar } from '../context.js';
+import { registerSpiffeId } from './spiffe-id/index.js';
+import { registerCa } from './ca/index.js';
+import { registerSvid } from './svid/index.js';
+import { registerJwtSvid } from './jwt-svid/index.js';
 
-export const commandRegistrars: readonly CommandRegistrar[] = [];
+export const commandRegistrars: readonly CommandRegistrar[] = [
+  registerSpiffeId,
+  registerCa,
+  registerSvid,
+  registerJwtSvid,
+];
