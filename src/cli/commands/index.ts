@@ -7,10 +7,14 @@ import { registerSpiffeId } from './spiffe-id/index.js';
 import { registerCa } from './ca/index.js';
 import { registerSvid } from './svid/index.js';
 import { registerJwtSvid } from './jwt-svid/index.js';
+import { registerPolicy } from './policy/index.js';
+import { registerExplain } from './explain/index.js';
 
 export const commandRegistrars: readonly CommandRegistrar[] = [
   registerSpiffeId,
   registerCa,
   registerSvid,
   registerJwtSvid,
+  registerPolicy,
+  registerExplain,
 ];
