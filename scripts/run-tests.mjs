@@ -20,6 +20,7 @@ if (files.length === 0) {
 }
 const args = [
   '--import', 'tsx',
+  '--import', './test/setup.ts',
   '--test',
   `--test-concurrency=${process.env.WARD_TEST_CONCURRENCY ?? '2'}`,
   '--test-reporter=spec',
