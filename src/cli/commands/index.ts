@@ -9,6 +9,7 @@ import { registerSvid } from './svid/index.js';
 import { registerJwtSvid } from './jwt-svid/index.js';
 import { registerPolicy } from './policy/index.js';
 import { registerExplain } from './explain/index.js';
+import { registerAgent } from './agent/index.js';
 
 export const commandRegistrars: readonly CommandRegistrar[] = [
   registerSpiffeId,
@@ -17,4 +18,5 @@ export const commandRegistrars: readonly CommandRegistrar[] = [
   registerJwtSvid,
   registerPolicy,
   registerExplain,
+  registerAgent,
 ];

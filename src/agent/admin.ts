@@ -1,0 +1,60 @@
+/**
+ * The admin endpoint on loopback: `/metrics` (Prometheus text), `/healthz` (the process is
+ * alive), `/readyz` (listeners are up and the SVID is within its validity).
+ */
+import { createServer, type Server } from 'node:http';
+import type { Registry } from 'prom-client';
+
+export interface AdminOptions {
+  readonly host: string;
+  readonly port: number;
+  readonly metrics: () => Promise<{ contentType: string; body: string }>;
+  /** Undefined when ready, else a short reason code. */
+  readonly notReady: () => string | undefined;
+}
+
+export function registryMetrics(registry: Registry): () => Promise<{ contentType: string; body: string }> {
+  return async () => ({ contentType: registry.contentType, body: await registry.metrics() });
+}
+
+export class AdminServer {
+  readonly #server: Server;
+
+  constructor(private readonly options: AdminOptions) {
+    this.#server = createServer((req, res) => {
+      const path = (req.url ?? '').split('?')[0];
+      if (req.method !== 'GET' && req.method !== 'HEAD') {
+        res.writeHead(405, { allow: 'GET, HEAD' }).end();
+        return;
+      }
+      if (path === '/healthz') {
+        res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
+      } else if (path === '/readyz') {
+        const reason = options.notReady();
+        res.writeHead(reason === undefined ? 200 : 503, { 'content-type': 'text/plain' }).end(reason === undefined ? 'ready\n' : `not ready: ${reason}\n`);
+      } else if (path === '/metrics') {
+        options.metrics().then(
+          ({ contentType, body }) => res.writeHead(200, { 'content-type': contentType }).end(body),
+          () => res.writeHead(500).end(),
+        );
+      } else {
+        res.writeHead(404).end();
+      }
+    });
+  }
+
+  listen(): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.#server.once('error', reject);
+      this.#server.listen(this.options.port, this.options.host, () => {
+        this.#server.off('error', reject);
+        resolve((this.#server.address() as { port: number }).port);
+      });
+    });
+  }
+
+  close(): Promise<void> {
+    this.#server.closeAllConnections();
+    return new Promise((resolve) => this.#server.close(() => resolve()));
+  }
+}

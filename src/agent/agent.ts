@@ -1,0 +1,128 @@
+/**
+ * The agent's one wiring function: builds the parts in order (TLS material and policy,
+ * metrics, event spool, inbound listeners, outbound upstreams, HTTP proxy, admin endpoint,
+ * file reloader) and returns the running agent. Tests call it directly; `ward agent` calls
+ * it from the CLI. Static mode uses {@link StaticSource} and {@link StaticAuthorizer}; the
+ * control-plane mode replaces both (attest → SVID, watch stream → authorizer bound to the
+ * policy engine's compiled bundle) without touching the layers.
+ */
+import { readFile } from 'node:fs/promises';
+import { X509Certificate } from 'node:crypto';
+import type { Clock } from '../core/clock.js';
+import type { Logger } from '../core/logging.js';
+import type { AgentConfig } from './config.js';
+import { AdminServer, registryMetrics } from './admin.js';
+import { discardEvents, type EventRecorder } from './events.js';
+import { AgentMetrics } from './metrics.js';
+import { AuthorizerHolder } from './proxy/authorizer.js';
+import { HttpProxyListener } from './proxy/http-proxy.js';
+import { createJwtVerifier, type JwtVerifier } from './proxy/http/jwt.js';
+import { InboundListener } from './proxy/inbound.js';
+import { LiveConnections } from './proxy/live-connections.js';
+import { OutboundListener } from './proxy/outbound.js';
+import { TrustState } from './proxy/trust.js';
+import { EventSpool } from './spool/spool.js';
+import { HttpEventSink } from './spool/sink.js';
+import { StaticSource, readTlsMaterial } from './static-source.js';
+
+export interface RunningAgent {
+  readonly trust: TrustState;
+  readonly authorizers: AuthorizerHolder;
+  readonly metrics: AgentMetrics;
+  readonly spool: EventSpool | undefined;
+  /** Bound ports, in config order (useful when the config asked for port 0). */
+  readonly ports: { readonly inbound: readonly number[]; readonly outbound: readonly number[]; readonly httpProxy: number | undefined; readonly admin: number | undefined };
+  stop(): Promise<void>;
+}
+
+export interface AgentDeps {
+  readonly clock: Clock;
+  readonly logger: Logger;
+  /** Admin endpoint off (cluster workers: the primary serves it). */
+  readonly noAdmin?: boolean;
+  /** Suffix for the spool directory and agent ID (cluster workers). */
+  readonly workerId?: number;
+}
+
+export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<RunningAgent> {
+  const { clock, logger } = deps;
+  const trust = new TrustState(await readTlsMaterial(config));
+  const authorizers = new AuthorizerHolder();
+  const metrics = new AgentMetrics();
+  const source = new StaticSource(config, trust, authorizers, metrics, logger);
+  await source.load();
+  const live = new LiveConnections(authorizers, trust, () => metrics.closedByPolicy.inc());
+
+  let spool: EventSpool | undefined;
+  let events: EventRecorder = discardEvents;
+  if (config.spool !== undefined) {
+    const suffix = deps.workerId === undefined ? '' : `-w${deps.workerId}`;
+    const sink = config.spool.sinkUrl === undefined ? { send: () => Promise.reject(new Error('no sink configured')) } : new HttpEventSink(new URL(config.spool.sinkUrl));
+    spool = await EventSpool.open({ dir: `${config.spool.dir}${suffix}`, agentId: `${config.spool.agentId}${suffix}`, sink, maxBytes: config.spool.maxBytes, metrics });
+    if (spool.stats.corruptTails > 0) logger.warn({ code: 'ERR_AGENT_SPOOL_CORRUPT', files: spool.stats.corruptTails }, 'spool had torn or corrupt tails; kept every record before them');
+    if (config.spool.sinkUrl !== undefined) spool.start();
+    events = spool;
+  }
+
+  let jwt: JwtVerifier | undefined;
+  if (config.jwt !== undefined) {
+    const jwks = config.jwt.jwksFile !== undefined ? JSON.parse(await readFile(config.jwt.jwksFile, 'utf8')) : new URL(config.jwt.jwksUri as string);
+    jwt = createJwtVerifier({ issuer: config.jwt.issuer, audiences: config.jwt.audiences, jwks }, clock);
+  }
+
+  const common = { trust, authorizers, live, metrics, events, clock, limits: config.limits };
+  const closers: (() => Promise<void>)[] = [];
+  const started: { inbound: number[]; outbound: number[]; httpProxy: number | undefined; admin: number | undefined } = { inbound: [], outbound: [], httpProxy: undefined, admin: undefined };
+  try {
+    for (const port of config.inbound) {
+      const listener = new InboundListener(port, { ...common, jwt });
+      started.inbound.push(await listener.listen());
+      closers.push(() => listener.close());
+    }
+    for (const up of config.outbound) {
+      const listener = new OutboundListener(up, up.listenPort, common, up.listenHost);
+      started.outbound.push(await listener.listen());
+      closers.push(() => listener.close());
+    }
+    if (config.httpProxy !== undefined) {
+      const proxy = new HttpProxyListener(config.outbound, config.httpProxy.port, common, config.httpProxy.host);
+      started.httpProxy = await proxy.listen();
+      closers.push(() => proxy.close());
+    }
+    if (config.admin !== undefined && deps.noAdmin !== true) {
+      const admin = new AdminServer({ ...config.admin, metrics: registryMetrics(metrics.registry), notReady: () => notReady(trust, clock) });
+      started.admin = await admin.listen();
+      closers.push(() => admin.close());
+    }
+  } catch (error) {
+    for (const close of closers.reverse()) await close();
+    await spool?.close();
+    throw error;
+  }
+  source.start();
+  logger.info({ spiffeId: trust.spiffeId, ...started }, 'agent started');
+
+  return {
+    trust,
+    authorizers,
+    metrics,
+    spool,
+    ports: started,
+    async stop() {
+      await source.stop();
+      live.closeAll('shutdown');
+      live.dispose();
+      for (const close of closers.reverse()) await close();
+      await spool?.close();
+    },
+  };
+}
+
+/** Not ready while the SVID is outside its validity window (fail closed on expiry). */
+export function notReady(trust: TrustState, clock: Clock): string | undefined {
+  const leaf = new X509Certificate(trust.material.certPem);
+  const now = clock.now();
+  if (now < Date.parse(leaf.validFrom)) return 'svid_not_yet_valid';
+  if (now >= Date.parse(leaf.validTo)) return 'svid_expired';
+  return undefined;
+}

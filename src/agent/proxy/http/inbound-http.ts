@@ -1,0 +1,290 @@
+/**
+ * The L7 layer of an inbound HTTP port. Takes already-authorized connections (mTLS or
+ * PERMISSIVE plaintext), speaks HTTP/1.1 or HTTP/2 (by ALPN), and per request: re-checks the
+ * connection if policy or trust changed, normalises the path, strips forged identity headers,
+ * validates the end-user JWT, asks the authorizer, then forwards to the app with the verified
+ * caller identity. Denials carry only a Ward error code.
+ */
+import { createServer as createHttp1Server, type IncomingMessage, type Server as Http1Server, type ServerResponse } from 'node:http';
+import { createServer as createHttp2Server, type Http2Server, type Http2ServerRequest, type Http2ServerResponse } from 'node:http2';
+import type { Socket } from 'node:net';
+import type { ConnectionContext } from '../authorizer.js';
+import type { LiveConnection } from '../live-connections.js';
+import type { InboundDeps, InboundPortConfig } from '../inbound-config.js';
+import { AppClient } from './app-client.js';
+import { requestHeadersForApp, responseHeadersForCaller } from './headers.js';
+import type { JwtVerifier } from './jwt.js';
+import { normalizeRequestTarget } from './normalize-path.js';
+import { IDENTITY_HEADER, identityHeaderValue } from './xfcc.js';
+
+export type { JwtVerifier };
+
+export interface VerifiedConnection {
+  readonly ctx: ConnectionContext;
+  readonly live: LiveConnection;
+  /** Undefined for plaintext callers on PERMISSIVE ports. */
+  readonly spiffeId: string | undefined;
+  readonly fingerprint256: string | undefined;
+  readonly serial: string | undefined;
+  /** The identity header value, computed once per connection. */
+  identityHeader?: string;
+}
+
+const CONN: unique symbol = Symbol('ward.verifiedConnection');
+type Tagged = Socket & { [CONN]?: VerifiedConnection };
+
+type Req = IncomingMessage | Http2ServerRequest;
+type Res = ServerResponse | Http2ServerResponse;
+
+const STATUS_FOR: Readonly<Record<string, number>> = {
+  ERR_AGENT_BAD_REQUEST: 400,
+  ERR_AGENT_JWT_INVALID: 401,
+  ERR_AGENT_REQUEST_DENIED: 403,
+  ERR_AGENT_CONNECTION_DENIED: 403,
+  ERR_AGENT_PEER_REVOKED: 403,
+  ERR_AGENT_PEER_UNVERIFIED: 403,
+  ERR_AGENT_UPSTREAM: 502,
+};
+
+/** gRPC status codes for the errors a call can be denied with. */
+const GRPC_STATUS_FOR: Readonly<Record<string, string>> = {
+  ERR_AGENT_BAD_REQUEST: '3', // INVALID_ARGUMENT
+  ERR_AGENT_JWT_INVALID: '16', // UNAUTHENTICATED
+  ERR_AGENT_UPSTREAM: '14', // UNAVAILABLE
+};
+
+export class HttpInbound {
+  readonly #h1: Http1Server;
+  readonly #h2: Http2Server;
+  readonly #app: AppClient;
+  readonly #identity: string;
+  readonly #allowed;
+  readonly #denied;
+
+  constructor(
+    private readonly config: InboundPortConfig,
+    private readonly deps: InboundDeps,
+  ) {
+    const { limits } = deps;
+    this.#app = new AppClient({ host: config.appHost, port: config.appPort, protocol: config.appProtocol }, limits.connectTimeoutMs);
+    this.#identity = IDENTITY_HEADER;
+    this.#allowed = deps.metrics.requests.labels('allowed');
+    this.#denied = deps.metrics.requests.labels('denied');
+    this.#h1 = createHttp1Server({
+      maxHeaderSize: limits.maxHeaderBytes,
+      headersTimeout: limits.headersTimeoutMs,
+      requestTimeout: limits.requestTimeoutMs,
+      keepAliveTimeout: Math.min(limits.idleTimeoutMs, 60_000),
+      connectionsCheckingInterval: Math.min(1000, limits.headersTimeoutMs),
+      requireHostHeader: true,
+      joinDuplicateHeaders: false,
+      insecureHTTPParser: false,
+    }, (req, res) => void this.#handle(req, res, false));
+    this.#h1.on('clientError', (error: Error & { code?: string }, socket: Socket) => {
+      const status = error.code === 'HPE_HEADER_OVERFLOW' ? 431 : error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+      this.#denied.inc();
+      if (socket.writable && !(socket as Socket & { _httpMessage?: unknown })._httpMessage) {
+        const body = '{"code":"ERR_AGENT_BAD_REQUEST"}';
+        socket.end(`HTTP/1.1 ${status} ${status === 431 ? 'Request Header Fields Too Large' : status === 408 ? 'Request Timeout' : 'Bad Request'}\r\nconnection: close\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n${body}`);
+      }
+      socket.destroy();
+    });
+    // The server never listens (connections are handed over), so start its header/request
+    // timeout sweeper the way `listen` would; it is what bounds slow-loris clients.
+    this.#h1.emit('listening');
+    this.#h1.on('upgrade', (_req: IncomingMessage, socket: Socket) => socket.destroy());
+    this.#h2 = createHttp2Server({
+      maxSessionMemory: 10,
+      settings: { maxConcurrentStreams: limits.maxConcurrentStreams, maxHeaderListSize: limits.maxHeaderBytes, enablePush: false },
+      maxHeaderListPairs: 128,
+    }, (req, res) => void this.#handle(req, res, true));
+    this.#h2.setTimeout(limits.idleTimeoutMs);
+    this.#h2.on('sessionError', () => undefined);
+  }
+
+  /** Hands over an authorized connection. */
+  accept(socket: Socket, verified: VerifiedConnection): void {
+    (socket as Tagged)[CONN] = verified;
+    socket.setNoDelay(true);
+    if ((socket as Socket & { alpnProtocol?: string | false }).alpnProtocol === 'h2') this.#h2.emit('connection', socket);
+    else this.#h1.emit('connection', socket);
+    socket.resume();
+  }
+
+  async close(): Promise<void> {
+    this.#app.close();
+    this.#h1.closeAllConnections();
+    await Promise.all([
+      new Promise<void>((r) => this.#h1.close(() => r())),
+      new Promise<void>((r) => this.#h2.close(() => r())),
+    ]);
+  }
+
+  async #handle(req: Req, res: Res, h2: boolean): Promise<void> {
+    const started = performance.now();
+    const socket = (h2 ? (req as Http2ServerRequest).stream.session?.socket : req.socket) as Tagged | undefined;
+    const verified = socket?.[CONN];
+    if (verified === undefined) {
+      res.destroy();
+      return;
+    }
+    const { live, authorizers, trust } = this.deps;
+    const headers = req.headers;
+    const method = req.method ?? '';
+    const grpc = h2 && typeof headers['content-type'] === 'string' && headers['content-type'].startsWith('application/grpc');
+    if (verified.live.epoch !== live.epoch) {
+      const reason = live.verdict(verified.live);
+      if (reason !== undefined) {
+        this.#deny(req, res, grpc, reason, 'connection', started, '');
+        // Closed after the answer: the caller learns why, and the connection goes.
+        res.once('finish', () => socket?.destroy());
+        return;
+      }
+      verified.live.epoch = live.epoch;
+    }
+    const target = normalizeRequestTarget(req.url ?? '');
+    if (!target.ok || (!h2 && headers['transfer-encoding'] !== undefined && headers['content-length'] !== undefined)) {
+      this.#deny(req, res, grpc, 'ERR_AGENT_BAD_REQUEST', 'none', started, '');
+      return;
+    }
+    const host = (h2 ? (headers[':authority'] ?? headers.host) : headers.host) as string | undefined ?? '';
+    delete headers[this.#identity];
+    let claims: Record<string, unknown> | undefined;
+    const authorization = headers.authorization;
+    const jwt = this.deps.jwt;
+    if (jwt !== undefined && typeof authorization === 'string' && authorization.length > 7 && authorization.slice(0, 7).toLowerCase() === 'bearer ') {
+      claims = await jwt.verify(authorization.slice(7).trim());
+      if (claims === undefined) {
+        this.#deny(req, res, grpc, 'ERR_AGENT_JWT_INVALID', 'none', started, target.path);
+        return;
+      }
+    }
+    const decision = authorizers.current.authorizeRequest({ connection: verified.ctx, method, path: target.path, host, headers, jwtClaims: claims });
+    if (!decision.allow) {
+      this.#deny(req, res, grpc, 'ERR_AGENT_REQUEST_DENIED', decision.reference, started, target.path);
+      return;
+    }
+    this.#allowed.inc();
+    const out = requestHeadersForApp(headers);
+    out.host = host;
+    if (verified.spiffeId !== undefined) out[this.#identity] = verified.identityHeader ??= identityHeaderValue(trust.spiffeId, verified.spiffeId, verified.fingerprint256);
+    const path = target.path + target.query;
+    const onDone = (): void => this.#recordRequest(verified, method, target.path, res.statusCode, 'allowed', decision.reference, undefined, started);
+    if (this.config.appProtocol === 'h2c') this.#forwardH2(req, res, method, path, out, onDone);
+    else this.#forwardH1(req, res, method, path, out, onDone);
+  }
+
+  #forwardH1(req: Req, res: Res, method: string, path: string, headers: Record<string, unknown>, onDone: () => void): void {
+    const upstream = this.#app.requestHttp1(method, path, headers as never);
+    const out = res as ServerResponse;
+    upstream.on('response', (up) => {
+      const headers = responseHeadersForCaller(up.headers);
+      out.writeHead(up.statusCode ?? 502, headers as never);
+      // Hand-rolled instead of pipe(): a pipe's listener set-up dominates small responses.
+      up.on('data', (chunk: Buffer) => {
+        if (!out.write(chunk)) {
+          up.pause();
+          out.once('drain', () => up.resume());
+        }
+      });
+      up.on('end', () => {
+        if (up.rawTrailers.length > 0) out.addTrailers(up.trailers as never);
+        out.end();
+      });
+      up.on('error', () => out.destroy());
+    });
+    upstream.on('error', () => this.#upstreamFailed(req, res));
+    res.once('close', () => {
+      if (!res.writableFinished) upstream.destroy();
+      onDone();
+    });
+    // HTTP/1.1 requests without Content-Length or Transfer-Encoding have no body (RFC 9112 §6.3).
+    if (req.httpVersionMajor === 1 && req.headers['content-length'] === undefined && req.headers['transfer-encoding'] === undefined) {
+      req.resume();
+      upstream.end();
+    } else {
+      req.pipe(upstream);
+    }
+  }
+
+  #forwardH2(req: Req, res: Res, method: string, path: string, headers: Record<string, unknown>, onDone: () => void): void {
+    const h2Headers: Record<string, unknown> = { ...headers, ':method': method, ':path': path, ':scheme': 'http', ':authority': headers.host };
+    delete h2Headers.host;
+    let stream;
+    try {
+      stream = this.#app.requestH2(h2Headers as never);
+    } catch {
+      this.#upstreamFailed(req, res);
+      return;
+    }
+    stream.on('response', (h) => {
+      const status = Number(h[':status'] ?? 502);
+      res.writeHead(status, responseHeadersForCaller(h as never) as never);
+    });
+    stream.on('trailers', (t) => {
+      const trailers: Record<string, unknown> = {};
+      for (const k in t) if (k.charCodeAt(0) !== 0x3a) trailers[k] = t[k];
+      (res as Http2ServerResponse).addTrailers(trailers as never);
+    });
+    stream.on('error', () => this.#upstreamFailed(req, res));
+    res.once('close', () => {
+      if (!res.writableFinished) stream.close();
+      onDone();
+    });
+    stream.pipe(res as Http2ServerResponse);
+    req.pipe(stream);
+  }
+
+  #upstreamFailed(req: Req, res: Res): void {
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    const grpc = typeof req.headers['content-type'] === 'string' && req.headers['content-type'].startsWith('application/grpc');
+    this.#writeDeny(res, grpc, 'ERR_AGENT_UPSTREAM');
+  }
+
+  #deny(req: Req, res: Res, grpc: boolean, code: string, reference: string, started: number, path: string): void {
+    this.#denied.inc();
+    this.#writeDeny(res, grpc, code);
+    // Drain a small body so keep-alive survives; large ones are cut by the connection close.
+    req.resume();
+    const verified = ((req.httpVersionMajor === 2 ? (req as Http2ServerRequest).stream.session?.socket : req.socket) as Tagged | undefined)?.[CONN];
+    if (verified !== undefined) this.#recordRequest(verified, req.method ?? '', path, STATUS_FOR[code] ?? 403, 'denied', reference, code, started);
+  }
+
+  #writeDeny(res: Res, grpc: boolean, code: string): void {
+    if (grpc) {
+      const stream = (res as Http2ServerResponse).stream;
+      if (!stream.headersSent && !stream.destroyed) {
+        stream.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': GRPC_STATUS_FOR[code] ?? '7', 'grpc-message': code }, { endStream: true });
+      }
+      return;
+    }
+    const status = STATUS_FOR[code] ?? 403;
+    const body = `{"code":"${code}"}`;
+    const headers: Record<string, string | number> = { 'content-type': 'application/json', 'content-length': body.length };
+    if (status === 400 && res instanceof Object && !('stream' in res)) headers.connection = 'close';
+    res.writeHead(status, headers as never);
+    res.end(body);
+  }
+
+  #recordRequest(verified: VerifiedConnection, method: string, path: string, status: number, verdict: 'allowed' | 'denied', policy: string, reason: string | undefined, started: number): void {
+    const latencyMs = performance.now() - started;
+    if (verdict === 'allowed') this.deps.metrics.requestDuration.observe(latencyMs / 1000);
+    this.deps.events.record({
+      class: 'http_activity',
+      time: this.deps.clock.now(),
+      source: verified.ctx.source.spiffeId,
+      destination: this.deps.trust.spiffeId,
+      port: this.config.port,
+      method,
+      path,
+      status,
+      verdict,
+      policy,
+      ...(reason === undefined ? {} : { reason }),
+      latencyMs,
+    });
+  }
+}

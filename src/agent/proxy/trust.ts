@@ -1,0 +1,139 @@
+/**
+ * The agent's TLS material (its SVID, key, and the trust bundle) and the revocation list, as
+ * one swappable state. Listeners and upstream connectors read it on every new handshake, so a
+ * rotation (`setMaterial`) takes effect without dropping live connections, and a revocation
+ * (`setRevoked`) notifies the connection registry to close what is no longer trusted.
+ */
+import { X509Certificate, createPrivateKey } from 'node:crypto';
+import { createSecureContext, type SecureContext, type SecureContextOptions } from 'node:tls';
+import { AgentError } from '../errors.js';
+import { checkPeerCertificate, normalizeSerial, type PeerCheck } from './peer-identity.js';
+
+export interface TlsMaterial {
+  /** The SVID leaf followed by any intermediates, PEM. */
+  readonly certPem: string;
+  readonly keyPem: string;
+  /** The trust bundle (CA certificates), PEM. */
+  readonly bundlePem: string;
+}
+
+export const ALPN_PROTOCOLS: readonly string[] = ['h2', 'http/1.1'];
+
+function splitPem(pem: string): string[] {
+  return pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+}
+
+export class TrustState {
+  #material: TlsMaterial;
+  #spiffeId: string;
+  #context: SecureContext;
+  #contextOptions: SecureContextOptions;
+  #revoked: ReadonlySet<string> = new Set();
+  #bundleVersion = 0;
+  readonly #listeners = new Set<(what: 'material' | 'revocations') => void>();
+
+  constructor(material: TlsMaterial) {
+    const built = TrustState.#build(material);
+    this.#material = material;
+    this.#spiffeId = built.spiffeId;
+    this.#context = built.context;
+    this.#contextOptions = built.options;
+  }
+
+  static #build(material: TlsMaterial): { spiffeId: string; context: SecureContext; options: SecureContextOptions } {
+    const certs = splitPem(material.certPem);
+    const cas = splitPem(material.bundlePem);
+    if (certs.length === 0 || cas.length === 0) throw new AgentError('ERR_AGENT_TLS_MATERIAL', 'SVID and bundle must each hold at least one PEM certificate');
+    let leaf: X509Certificate;
+    try {
+      leaf = new X509Certificate(certs[0] as string);
+      if (!leaf.checkPrivateKey(createPrivateKey(material.keyPem))) throw new Error('key does not match');
+    } catch (cause) {
+      throw new AgentError('ERR_AGENT_TLS_MATERIAL', 'SVID or key could not be parsed, or they do not match', { cause });
+    }
+    const check = checkPeerCertificate(leaf, new Set());
+    if (!check.ok) throw new AgentError('ERR_AGENT_TLS_MATERIAL', 'own SVID does not carry exactly one valid SPIFFE ID');
+    const options: SecureContextOptions = {
+      cert: material.certPem,
+      key: material.keyPem,
+      ca: cas,
+      minVersion: 'TLSv1.2',
+      ecdhCurve: 'X25519:P-256',
+    };
+    return { spiffeId: check.spiffeId, context: createSecureContext(options), options };
+  }
+
+  get spiffeId(): string {
+    return this.#spiffeId;
+  }
+
+  get material(): TlsMaterial {
+    return this.#material;
+  }
+
+  /** The context for new handshakes (both server and client side). */
+  get secureContext(): SecureContext {
+    return this.#context;
+  }
+
+  /** The options behind {@link secureContext}, for `tls.Server#setSecureContext`. */
+  get contextOptions(): SecureContextOptions {
+    return this.#contextOptions;
+  }
+
+  /** Increments whenever the trust bundle (not just the SVID) changes. */
+  get bundleVersion(): number {
+    return this.#bundleVersion;
+  }
+
+  get revoked(): ReadonlySet<string> {
+    return this.#revoked;
+  }
+
+  /** Rotates the SVID and/or bundle. Throws (keeping the old material) if the new one is bad. */
+  setMaterial(material: TlsMaterial): void {
+    const built = TrustState.#build(material);
+    if (material.bundlePem !== this.#material.bundlePem) this.#bundleVersion += 1;
+    this.#material = material;
+    this.#spiffeId = built.spiffeId;
+    this.#context = built.context;
+    this.#contextOptions = built.options;
+    this.#emit('material');
+  }
+
+  /** Replaces the revoked serial numbers (hex, any case). */
+  setRevoked(serials: Iterable<string>): void {
+    this.#revoked = new Set([...serials].map(normalizeSerial));
+    this.#emit('revocations');
+  }
+
+  checkPeer(cert: X509Certificate | undefined): PeerCheck {
+    return checkPeerCertificate(cert, this.#revoked);
+  }
+
+  /**
+   * True when `cert` (already verified once) is issued by a CA in the current bundle. Peers
+   * whose SVID is issued by an intermediate fail this check, so a bundle change closes their
+   * live connections and they reconnect (verified afresh by OpenSSL): safe, if not hitless.
+   */
+  stillTrusted(cert: X509Certificate): boolean {
+    for (const ca of splitPem(this.#material.bundlePem)) {
+      try {
+        const caCert = new X509Certificate(ca);
+        if (cert.checkIssued(caCert) && cert.verify(caCert.publicKey)) return true;
+      } catch {
+        // a malformed bundle entry trusts nothing
+      }
+    }
+    return false;
+  }
+
+  onChange(listener: (what: 'material' | 'revocations') => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  #emit(what: 'material' | 'revocations'): void {
+    for (const l of this.#listeners) l(what);
+  }
+}

@@ -1,0 +1,60 @@
+/** Runs the agent until the CLI's signal aborts, or wraps an application child process. */
+import { spawn } from 'node:child_process';
+import { constants as osConstants } from 'node:os';
+import type { CliContext } from '../../context.js';
+import { createLogger } from '../../../core/logging.js';
+import { AgentError } from '../../../agent/errors.js';
+import type { AgentConfig } from '../../../agent/config.js';
+import { startAgent, type RunningAgent } from '../../../agent/agent.js';
+import { startCluster, isPrimary } from '../../../agent/cluster.js';
+
+async function start(config: AgentConfig, ctx: CliContext): Promise<{ stop(): Promise<void> }> {
+  const logger = createLogger({ name: 'ward-agent', level: config.logLevel });
+  if (config.workers > 1) {
+    const running = await startCluster(config, { clock: ctx.clock, logger });
+    if (isPrimary()) ctx.io.stdout(`${JSON.stringify({ ready: true, workers: config.workers })}\n`);
+    return running;
+  }
+  const agent: RunningAgent = await startAgent(config, { clock: ctx.clock, logger });
+  ctx.io.stdout(`${JSON.stringify({ ready: true, spiffeId: agent.trust.spiffeId, ports: agent.ports })}\n`);
+  return agent;
+}
+
+function untilAborted(signal: AbortSignal): Promise<void> {
+  return signal.aborted ? Promise.resolve() : new Promise((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+}
+
+export async function runAgent(config: AgentConfig, ctx: CliContext): Promise<number> {
+  const agent = await start(config, ctx);
+  await untilAborted(ctx.signal);
+  await agent.stop();
+  return 0;
+}
+
+/** Starts the agent, then the app; the app's exit stops the agent with the same exit code. */
+export async function runWrapped(config: AgentConfig, command: readonly string[], ctx: CliContext): Promise<number> {
+  if (command.length === 0) throw new AgentError('ERR_AGENT_CHILD', 'no command given after --');
+  const agent = await start(config, ctx);
+  const env: Record<string, string | undefined> = { ...process.env, ...ctx.env, WARD_AGENT: '1' };
+  if (config.httpProxy !== undefined) {
+    const proxy = `http://${config.httpProxy.host}:${config.httpProxy.port}`;
+    env.HTTP_PROXY = proxy;
+    env.http_proxy = proxy;
+  }
+  const child = spawn(command[0] as string, command.slice(1), { stdio: 'inherit', env });
+  const code = await new Promise<number>((resolve) => {
+    const onAbort = (): void => void child.kill('SIGTERM');
+    ctx.signal.addEventListener('abort', onAbort, { once: true });
+    child.once('error', (error) => {
+      ctx.signal.removeEventListener('abort', onAbort);
+      ctx.io.stderr(`ward: ERR_AGENT_CHILD: could not start ${command[0]}: ${(error as NodeJS.ErrnoException).code ?? 'error'}\n`);
+      resolve(127);
+    });
+    child.once('exit', (exitCode, signal) => {
+      ctx.signal.removeEventListener('abort', onAbort);
+      resolve(exitCode ?? 128 + ((signal === null ? 0 : osConstants.signals[signal]) ?? 0));
+    });
+  });
+  await agent.stop();
+  return code;
+}

@@ -1,0 +1,4 @@
+// Runs the ward CLI from source (what bin/ward.js does from dist/), for tests that need a real process.
+import { main } from '../../../../src/cli/main.js';
+
+process.exitCode = await main(process.argv.slice(2));
