@@ -3,17 +3,26 @@
  */
 import { Command, CommanderError } from 'commander';
 import { defaultContext, type CliContext } from './context.js';
-import { commandRegistrars } from './commands/index.js';
+import { commandLoaders } from './commands/index.js';
 import { reportError } from './output.js';
 
-export function buildProgram(ctx: CliContext): Command {
+/**
+ * Builds the program with the commands `argv` needs: only the named noun when it is known,
+ * every noun otherwise (help, version, a typo that deserves the full list).
+ */
+export async function buildProgram(ctx: CliContext, argv: readonly string[] = []): Promise<Command> {
   const program = new Command('ward')
     .description('Ward: zero-trust security for microservices')
     .version('0.1.0')
     .showHelpAfterError()
     .exitOverride()
     .configureOutput({ writeOut: (s) => ctx.io.stdout(s), writeErr: (s) => ctx.io.stderr(s) });
-  for (const register of commandRegistrars) register(program, ctx);
+  const noun = argv.find((a) => !a.startsWith('-'));
+  const nouns = noun !== undefined && Object.hasOwn(commandLoaders, noun) ? [noun] : Object.keys(commandLoaders);
+  for (const name of nouns) {
+    const register = await commandLoaders[name]!();
+    register(program, ctx);
+  }
   // Sub-commands inherit the overrides so usage errors never call process.exit.
   const inherit = (cmd: Command): void => {
     for (const sub of cmd.commands) {
@@ -27,7 +36,7 @@ export function buildProgram(ctx: CliContext): Command {
 
 /** Runs the CLI and resolves to the process exit code: 0 ok, 1 failure with a code, 2 usage. */
 export async function main(argv: readonly string[], ctx: CliContext = defaultContextWithSignals()): Promise<number> {
-  const program = buildProgram(ctx);
+  const program = await buildProgram(ctx, argv);
   try {
     await program.parseAsync([...argv], { from: 'user' });
     return ctx.exitCode;

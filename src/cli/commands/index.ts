@@ -1,22 +1,16 @@
 /**
- * Every top-level command noun, one registrar each (`commands/<noun>/index.ts` registers its
- * verbs). Add a line here when adding a noun.
+ * Every top-level command noun and how to load it. Loading is lazy: `ward svid verify` imports
+ * only the `svid` commands, so a short command (or the agent) does not pay for the server's
+ * dependencies in start-up time and memory. Add a line here when adding a noun.
  */
 import type { CommandRegistrar } from '../context.js';
-import { registerSpiffeId } from './spiffe-id/index.js';
-import { registerCa } from './ca/index.js';
-import { registerSvid } from './svid/index.js';
-import { registerJwtSvid } from './jwt-svid/index.js';
-import { registerPolicy } from './policy/index.js';
-import { registerExplain } from './explain/index.js';
-import { registerAgent } from './agent/index.js';
 
-export const commandRegistrars: readonly CommandRegistrar[] = [
-  registerSpiffeId,
-  registerCa,
-  registerSvid,
-  registerJwtSvid,
-  registerPolicy,
-  registerExplain,
-  registerAgent,
-];
+export const commandLoaders: Readonly<Record<string, () => Promise<CommandRegistrar>>> = {
+  'spiffe-id': async () => (await import('./spiffe-id/index.js')).registerSpiffeId,
+  ca: async () => (await import('./ca/index.js')).registerCa,
+  svid: async () => (await import('./svid/index.js')).registerSvid,
+  'jwt-svid': async () => (await import('./jwt-svid/index.js')).registerJwtSvid,
+  policy: async () => (await import('./policy/index.js')).registerPolicy,
+  explain: async () => (await import('./explain/index.js')).registerExplain,
+  agent: async () => (await import('./agent/index.js')).registerAgent,
+};
