@@ -13,4 +13,10 @@ export const commandLoaders: Readonly<Record<string, () => Promise<CommandRegist
   policy: async () => (await import('./policy/index.js')).registerPolicy,
   explain: async () => (await import('./explain/index.js')).registerExplain,
   agent: async () => (await import('./agent/index.js')).registerAgent,
+  server: async () => (await import('./server/index.js')).registerServer,
+  get: async () => (await import('./get/index.js')).registerGet,
+  apply: async () => (await import('./apply/index.js')).registerApply,
+  delete: async () => (await import('./delete/index.js')).registerDelete,
+  token: async () => (await import('./token/index.js')).registerToken,
+  scan: async () => (await import('./scan/index.js')).registerScan,
 };

@@ -1,0 +1,92 @@
+/**
+ * The fastify instance both listeners share the shape of: strict JSON bodies under a size
+ * limit, `{code, message}` errors with stable codes (status chosen only here, via
+ * {@link httpStatusOf}), and an audit record for every refused change.
+ */
+import fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
+import { isWardError } from '../core/errors.js';
+import { ServerError, httpStatusOf } from './errors.js';
+import type { ServerContext } from './context.js';
+import { ANONYMOUS } from './auth/authenticate.js';
+import { auditDenied } from './services/audit.js';
+import { routeAction } from './routes/actions.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Set by a route once the caller is known, so refusals are audited under their name. */
+    wardActor?: string;
+    /** Set by mutating routes: the audit action and resource of this request. */
+    wardAudit?: { action: string; resource: string };
+  }
+}
+
+export interface AppOptions {
+  readonly https?: { key: string; cert: string; ca: readonly string[] };
+}
+
+export function createApp(ctx: ServerContext, options: AppOptions = {}): FastifyInstance {
+  const serverOptions: FastifyServerOptions = {
+    logger: false,
+    bodyLimit: ctx.config.bodyLimitBytes,
+    // Route params carry SPIFFE IDs (URL-encoded): allow long ones.
+    routerOptions: { maxParamLength: 2048 },
+    return503OnClosing: true,
+    forceCloseConnections: true,
+  };
+  const app = options.https === undefined
+    ? fastify(serverOptions)
+    : fastify({
+      ...serverOptions,
+      https: { key: options.https.key, cert: options.https.cert, ca: [...options.https.ca], requestCert: true, rejectUnauthorized: false, minVersion: 'TLSv1.2' },
+    } as FastifyServerOptions);
+
+  // JSON only, parsed strictly; prototype pollution keys refused.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('application/json', { parseAs: 'string', bodyLimit: ctx.config.bodyLimitBytes }, (_req, body, done) => {
+    try {
+      const text = body as string;
+      done(null, text === '' ? undefined : JSON.parse(text, (key, value: unknown) => (key === '__proto__' || key === 'constructor' ? undefined : value)));
+    } catch {
+      done(new ServerError('ERR_SERVER_BAD_REQUEST', 'the body is not valid JSON', { details: { path: '' } }), undefined);
+    }
+  });
+
+  app.setNotFoundHandler((request, reply) => {
+    void sendError(ctx, request, reply, new ServerError('ERR_SERVER_NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`));
+  });
+  app.setErrorHandler((error, request, reply) => sendError(ctx, request, reply, error));
+  app.addHook('onSend', async (_request, reply, payload) => {
+    reply.header('cache-control', 'no-store');
+    reply.header('x-content-type-options', 'nosniff');
+    return payload;
+  });
+  return app;
+}
+
+/** Maps fastify's own errors (body limit, media type, JSON) to our codes. */
+function toWardError(error: unknown): { code: string; message: string; details?: Readonly<Record<string, unknown>> } {
+  if (isWardError(error)) return error.toJSON();
+  const e = error as { code?: string; statusCode?: number; validation?: unknown; message?: string };
+  if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return { code: 'ERR_SERVER_BODY_TOO_LARGE', message: 'the request body is too large' };
+  if (e.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE' || e.code === 'FST_ERR_CTP_INVALID_CONTENT_LENGTH') return { code: 'ERR_SERVER_UNSUPPORTED_MEDIA', message: 'send the body as application/json' };
+  if (e.code === 'FST_ERR_CTP_EMPTY_JSON_BODY' || e.code === 'FST_ERR_CTP_INVALID_JSON_BODY') return { code: 'ERR_SERVER_BAD_REQUEST', message: 'the body is not valid JSON' };
+  if (e.validation !== undefined) return { code: 'ERR_SERVER_BAD_REQUEST', message: e.message ?? 'invalid request' };
+  if (typeof e.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500) return { code: 'ERR_SERVER_BAD_REQUEST', message: 'invalid request' };
+  return { code: 'ERR_INTERNAL', message: 'internal error' };
+}
+
+export async function sendError(ctx: ServerContext, request: FastifyRequest, reply: FastifyReply, error: unknown): Promise<FastifyReply> {
+  const body = toWardError(error);
+  const status = httpStatusOf(body.code);
+  if (status >= 500) ctx.logger.error({ err: error, url: request.url.split('?')[0], method: request.method }, 'request failed');
+  // Every refused change is audited (reads are not, except failed authentication).
+  const audit = request.wardAudit ?? (request.method !== 'GET' || status === 401 ? { action: routeAction(request.method, request.routeOptions.url), resource: '' } : undefined);
+  if (audit !== undefined && status < 500) {
+    try {
+      await auditDenied(ctx, { actor: request.wardActor ?? ANONYMOUS, action: audit.action, resource: audit.resource, code: body.code });
+    } catch (auditError) {
+      ctx.logger.error({ err: auditError }, 'audit append failed');
+    }
+  }
+  return reply.status(status).type('application/json').send(body);
+}

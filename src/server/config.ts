@@ -1,0 +1,166 @@
+/**
+ * `ward server` configuration, parsed and validated once into a frozen object. Defaults live
+ * here with their units; every later part reads only the {@link ServerConfig} it is handed.
+ */
+import { configError, deepFreeze, parseByteSize, parseDuration } from '../core/config.js';
+
+export interface ListenAddress {
+  readonly host: string;
+  readonly port: number;
+}
+
+export interface ServerConfig {
+  /** Directory holding the sealed CA state file, the SQLite database and the server's own TLS key. */
+  readonly dataDir: string;
+  /** Store URL (src/store/url.ts): default `sqlite:<dataDir>/ward.db`, or `postgres://…?schema=…`. */
+  readonly storeUrl: string;
+  readonly trustDomain: string;
+  /** Admin REST API (tokens; client certificates when `adminTls`). Loopback by default. */
+  readonly adminListen: ListenAddress;
+  readonly adminTls: boolean;
+  /** Agent API, always mutual TLS (attest needs only server-authenticated TLS). */
+  readonly agentListen: ListenAddress;
+  /** Extra DNS names / IPs put in the server certificate besides localhost and 127.0.0.1. */
+  readonly serverNames: readonly string[];
+  readonly svidTtlMs: number;
+  readonly agentSvidTtlMs: number;
+  readonly joinTokenTtlMs: number;
+  readonly adminTokenTtlMs: number;
+  readonly bodyLimitBytes: number;
+  /** Scanner reports are larger than other bodies (a Trivy report of a big image is several MB). */
+  readonly scanBodyLimitBytes: number;
+  readonly watchHeartbeatMs: number;
+  /** SPIFFE IDs whose client certificates (chaining to the Ward bundle) act as `admin`. */
+  readonly adminSpiffeIds: readonly string[];
+  /** The `attestors:` section (attestor name → options), validated by the platforms registry at start. */
+  readonly attestors: Readonly<Record<string, unknown>>;
+  /** Build provenance verification: `{keys: [{keyid?, publicKey: PEM}], threshold?, trustedBuilders?}`; absent = provenance imports refused. */
+  readonly provenance: Readonly<Record<string, unknown>> | undefined;
+  /** Where the master key that seals CA keys comes from: `file` (`<dataDir>/master.key`) or `env` (`WARD_MASTER_KEY`). */
+  readonly masterKey: { readonly provider: 'file' | 'env'; readonly path: string };
+}
+
+export const SERVER_DEFAULTS = Object.freeze({
+  trustDomain: 'ward.local',
+  adminHost: '127.0.0.1',
+  adminPort: 7400,
+  agentHost: '0.0.0.0',
+  agentPort: 7401,
+  svidTtl: '1h',
+  agentSvidTtl: '1h',
+  joinTokenTtl: '10m',
+  adminTokenTtl: '90d',
+  bodyLimit: '1MiB',
+  scanBodyLimit: '32MiB',
+  watchHeartbeat: '15s',
+});
+
+/** Raw, unvalidated options as they come from flags or a config file. */
+export interface RawServerOptions {
+  dataDir?: unknown;
+  store?: unknown;
+  trustDomain?: unknown;
+  adminListen?: unknown;
+  adminTls?: unknown;
+  agentListen?: unknown;
+  serverNames?: unknown;
+  svidTtl?: unknown;
+  agentSvidTtl?: unknown;
+  joinTokenTtl?: unknown;
+  adminTokenTtl?: unknown;
+  bodyLimit?: unknown;
+  scanBodyLimit?: unknown;
+  watchHeartbeat?: unknown;
+  adminSpiffeIds?: unknown;
+  attestors?: unknown;
+  provenance?: unknown;
+  masterKeyProvider?: unknown;
+  masterKeyFile?: unknown;
+}
+
+const TRUST_DOMAIN_RE = /^[a-z0-9._-]{1,255}$/;
+
+function str(value: unknown, path: string): string {
+  if (typeof value !== 'string' || value.length === 0) throw configError(path, 'expected a non-empty string');
+  return value;
+}
+
+function strList(value: unknown, path: string): string[] {
+  if (value === undefined) return [];
+  if (typeof value === 'string') return value.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  if (!Array.isArray(value) || !value.every((v) => typeof v === 'string')) throw configError(path, 'expected a list of strings');
+  return value as string[];
+}
+
+/** Parses `host:port`, `:port` or `port`; port 0 asks the OS for a free one (tests). */
+export function parseListen(value: unknown, path: string, defaultHost: string, defaultPort: number): ListenAddress {
+  if (value === undefined) return { host: defaultHost, port: defaultPort };
+  if (typeof value === 'number') return { host: defaultHost, port: port(value, path) };
+  const text = str(value, path);
+  let m = /^(\d{1,5})$/.exec(text);
+  if (m) return { host: defaultHost, port: port(Number(m[1]), path) };
+  m = /^(?:\[([0-9a-fA-F:.]+)\]|([A-Za-z0-9.-]*)):(\d{1,5})$/.exec(text);
+  if (!m) throw configError(path, `"${text}" is not host:port`);
+  const host = m[1] ?? (m[2] === undefined || m[2] === '' ? defaultHost : m[2]);
+  return { host, port: port(Number(m[3]), path) };
+}
+
+function port(n: number, path: string): number {
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw configError(path, `port ${n} out of range`);
+  return n;
+}
+
+function duration(value: unknown, fallback: string, path: string, minMs: number): number {
+  const ms = parseDuration(value === undefined ? fallback : (value as string | number), path);
+  if (ms < minMs) throw configError(path, `must be at least ${minMs}ms`);
+  return ms;
+}
+
+/**
+ * Validates raw options into a frozen {@link ServerConfig}.
+ *
+ * @example
+ * const cfg = parseServerConfig({ dataDir: '/var/lib/ward', store: 'postgres://ward@db/ward' });
+ */
+export function parseServerConfig(raw: RawServerOptions): ServerConfig {
+  const dataDir = str(raw.dataDir, 'dataDir');
+  const storeUrl = raw.store === undefined ? `sqlite:${dataDir.replace(/\/+$/, '')}/ward.db` : str(raw.store, 'store');
+  if (!/^(sqlite:|postgres(ql)?:\/\/|:memory:$)/.test(storeUrl)) throw configError('store', 'expected sqlite:<path>, :memory: or postgres://…');
+  const trustDomain = raw.trustDomain === undefined ? SERVER_DEFAULTS.trustDomain : str(raw.trustDomain, 'trustDomain');
+  if (!TRUST_DOMAIN_RE.test(trustDomain)) throw configError('trustDomain', 'lower-case letters, digits, dots, dashes and underscores only');
+  const adminSpiffeIds = strList(raw.adminSpiffeIds, 'adminSpiffeIds');
+  for (const [i, id] of adminSpiffeIds.entries()) {
+    if (!id.startsWith(`spiffe://${trustDomain}/`)) throw configError(`adminSpiffeIds[${i}]`, `must be in trust domain ${trustDomain}`);
+  }
+  const bodyLimitBytes = parseByteSize((raw.bodyLimit ?? SERVER_DEFAULTS.bodyLimit) as string | number, 'bodyLimit');
+  if (bodyLimitBytes < 1024 || bodyLimitBytes > 64 * 1024 * 1024) throw configError('bodyLimit', 'must be between 1KiB and 64MiB');
+  const scanBodyLimitBytes = parseByteSize((raw.scanBodyLimit ?? SERVER_DEFAULTS.scanBodyLimit) as string | number, 'scanBodyLimit');
+  if (scanBodyLimitBytes < bodyLimitBytes || scanBodyLimitBytes > 256 * 1024 * 1024) throw configError('scanBodyLimit', 'must be at least bodyLimit and at most 256MiB');
+  if (raw.adminTls !== undefined && typeof raw.adminTls !== 'boolean') throw configError('adminTls', 'expected a boolean');
+  const attestors = raw.attestors === undefined ? { join_token: {} } : raw.attestors;
+  if (attestors === null || typeof attestors !== 'object' || Array.isArray(attestors)) throw configError('attestors', 'expected a map of attestor name to options');
+  if (raw.provenance !== undefined && (raw.provenance === null || typeof raw.provenance !== 'object' || Array.isArray(raw.provenance))) throw configError('provenance', 'expected {keys: [{keyid, publicKey}], trustedBuilders}');
+  const provider = raw.masterKeyProvider === undefined ? 'file' : raw.masterKeyProvider;
+  if (provider !== 'file' && provider !== 'env') throw configError('masterKeyProvider', 'expected file or env');
+  const masterKeyPath = raw.masterKeyFile === undefined ? `${dataDir.replace(/\/+$/, '')}/master.key` : str(raw.masterKeyFile, 'masterKeyFile');
+  return deepFreeze({
+    dataDir,
+    storeUrl,
+    trustDomain,
+    adminListen: parseListen(raw.adminListen, 'adminListen', SERVER_DEFAULTS.adminHost, SERVER_DEFAULTS.adminPort),
+    adminTls: raw.adminTls === true,
+    agentListen: parseListen(raw.agentListen, 'agentListen', SERVER_DEFAULTS.agentHost, SERVER_DEFAULTS.agentPort),
+    serverNames: strList(raw.serverNames, 'serverNames'),
+    svidTtlMs: duration(raw.svidTtl, SERVER_DEFAULTS.svidTtl, 'svidTtl', 60_000),
+    agentSvidTtlMs: duration(raw.agentSvidTtl, SERVER_DEFAULTS.agentSvidTtl, 'agentSvidTtl', 60_000),
+    joinTokenTtlMs: duration(raw.joinTokenTtl, SERVER_DEFAULTS.joinTokenTtl, 'joinTokenTtl', 1000),
+    adminTokenTtlMs: duration(raw.adminTokenTtl, SERVER_DEFAULTS.adminTokenTtl, 'adminTokenTtl', 60_000),
+    bodyLimitBytes,
+    scanBodyLimitBytes,
+    watchHeartbeatMs: duration(raw.watchHeartbeat, SERVER_DEFAULTS.watchHeartbeat, 'watchHeartbeat', 100),
+    adminSpiffeIds,
+    attestors: structuredClone(attestors) as Record<string, unknown>,
+    provenance: raw.provenance === undefined ? undefined : (structuredClone(raw.provenance) as Record<string, unknown>),
+    masterKey: { provider, path: masterKeyPath },
+  });
+}
