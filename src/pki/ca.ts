@@ -15,7 +15,7 @@
  * State is plain JSON with every private key sealed by {@link KeySealer}, so the same object
  * lives in `<dir>/ca.json` or in an SQL row. Pure: no I/O, time from the injected clock.
  */
-import { randomBytes, type JsonWebKey, type KeyObject } from 'node:crypto';
+import { createPublicKey, randomBytes, type JsonWebKey, type KeyObject } from 'node:crypto';
 import type { Clock } from '../core/clock.js';
 import { parseTrustDomain } from '../core/spiffe-id.js';
 import { createTrustBundle, type TrustBundle } from './bundle.js';
@@ -171,6 +171,7 @@ export class CertificateAuthority {
     if (state.upstream) boxes.push(state.upstream.key);
     const foreign = boxes.find((b) => b.kek !== sealer.keyId);
     if (foreign) throw new PkiError('ERR_MASTER_KEY_MISMATCH', `CA keys are sealed under master key ${foreign.kek}, not ${sealer.keyId}`);
+    checkExportsBound(state, sealer);
     return new CertificateAuthority(structuredClone(state), sealer);
   }
 
@@ -439,6 +440,8 @@ function checkUpstream(upstream: { certPem: string; keyPem: string }, sealer: Ke
     throw new PkiError('ERR_CA_UPSTREAM_INVALID', 'upstream pathLenConstraint leaves no room for an intermediate');
   }
   if (cert.notAfter <= clock.now()) throw new PkiError('ERR_CA_UPSTREAM_INVALID', 'upstream certificate has expired');
+  // Verifiers (Ward's and `openssl verify -x509_strict`) require signing certificates to carry one.
+  if (cert.subjectKeyId === undefined) throw new PkiError('ERR_CA_UPSTREAM_INVALID', 'upstream certificate has no subject key identifier');
   let key: KeyObject;
   try {
     key = loadPrivateKey(upstream.keyPem);
@@ -451,6 +454,56 @@ function checkUpstream(upstream: { certPem: string; keyPem: string }, sealer: Ke
   }
   const certPem = certs.map((c) => certToPem(c.der)).join('');
   return { certPem, key: sealer.seal(key.export({ format: 'der', type: 'pkcs8' }), 'upstream') };
+}
+
+/**
+ * The state holds certificates and public JWKs in clear; only keys are sealed. Everything the
+ * trust bundle exports must therefore be bound to a key sealed (with its slot as AAD) under the
+ * master key, or write access to the state alone (a stolen database row) could slip a rogue
+ * root or JWT key into every verifier's bundle.
+ */
+function checkExportsBound(state: CaState, sealer: KeySealer): void {
+  const spkiOfSealed = (box: SealedBox | undefined, aad: string, what: string): Buffer => {
+    if (!box) throw invalid(`${what} has no sealed key`);
+    return spkiOf(loadPrivateKey(sealer.open(box, aad)));
+  };
+  const lastCert = (pem: string, what: string): ParsedCertificate => {
+    const certs = parseCertificates(pem);
+    const last = certs[certs.length - 1];
+    if (!last) throw invalid(`${what} has no certificate`);
+    return last;
+  };
+  for (const a of state.authorities) {
+    if (a.state === 'revoked') continue;
+    if (a.rootCertPem !== undefined) {
+      const root = lastCert(a.rootCertPem, `authority ${a.id} root`);
+      if (!spkiOf(publicKeyOf(root.spki)).equals(spkiOfSealed(a.rootKey, slot(a.id, 'root'), `authority ${a.id} root`))) {
+        throw invalid(`authority ${a.id}: root certificate does not match its sealed key`);
+      }
+    }
+    const jwtSpki = spkiOfSealed(a.jwtKey, slot(a.id, 'jwt'), `authority ${a.id} JWT`);
+    let published: Buffer;
+    try {
+      published = spkiOf(createPublicKey({ key: a.jwtPublicJwk, format: 'jwk' }));
+    } catch (error) {
+      throw invalid(`authority ${a.id}: JWT public key is unreadable`, error);
+    }
+    if (!published.equals(jwtSpki)) throw invalid(`authority ${a.id}: JWT public key does not match its sealed key`);
+  }
+  if (state.upstream) {
+    const certs = parseCertificates(state.upstream.certPem);
+    const first = certs[0];
+    if (!first || !spkiOf(publicKeyOf(first.spki)).equals(spkiOfSealed(state.upstream.key, 'upstream', 'upstream'))) {
+      throw invalid('upstream certificate does not match its sealed key');
+    }
+    // The anchor is the chain's last certificate: each must be signed by the next.
+    for (let i = 0; i + 1 < certs.length; i++) {
+      const [c, issuer] = [certs[i] as ParsedCertificate, certs[i + 1] as ParsedCertificate];
+      if (!c.issuer.equals(issuer.subject) || !verifySignature(c.signatureAlgorithm, c.tbs, c.signature, publicKeyOf(issuer.spki))) {
+        throw invalid('upstream chain does not verify up to its last certificate');
+      }
+    }
+  }
 }
 
 const STATES: readonly AuthorityState[] = ['prepared', 'active', 'retired', 'tainted', 'revoked'];

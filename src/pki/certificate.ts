@@ -4,7 +4,7 @@
  * `ERR_CERT_MALFORMED` (fuzzed in test/fuzz/svid-verify.test.ts).
  */
 import { createPublicKey, verify as cryptoVerify, type KeyObject, X509Certificate } from 'node:crypto';
-import { DerError, TAG, bodyOf, childrenOf, expectTag, rawOf, readBitString, readBoolean, readOid, readOnly, readSmallInt, readTime, readTlv, type Tlv } from './der.js';
+import { DerError, TAG, bodyOf, checkPositiveInteger, childrenOf, expectTag, rawOf, readBitString, readBoolean, readOid, readOnly, readSmallInt, readTime, readTlv, type Tlv } from './der.js';
 import { PkiError } from './errors.js';
 import { OID, SIGNATURE_DIGEST } from './oids.js';
 import { pemBlocks } from './pem.js';
@@ -43,6 +43,8 @@ export interface ParsedCertificate {
   readonly san: SubjectAltNames;
   readonly subjectKeyId: Buffer | undefined;
   readonly authorityKeyId: Buffer | undefined;
+  /** authorityCertSerialNumber of the AKI extension, as hex of its content octets, if present. */
+  readonly authoritySerialHex: string | undefined;
   readonly unknownCriticalExtensions: readonly string[];
 }
 
@@ -54,16 +56,78 @@ function malformed(why: string, cause?: unknown): PkiError {
   return new PkiError('ERR_CERT_MALFORMED', `certificate is malformed: ${why}`, { cause });
 }
 
-/** True when the DER Name holds a commonName attribute. */
+/**
+ * True when the DER Name holds a commonName attribute. Also checks the Name's shape (every RDN a
+ * non-empty SET of {type, primitive value}) so a Name other readers refuse is refused here too.
+ */
 export function nameHasCommonName(buf: Uint8Array, name: Tlv): boolean {
+  let found = false;
   for (const rdn of childrenOf(buf, name)) {
-    expectTag(rdn, TAG.SET, 'RDN');
-    for (const atv of childrenOf(buf, rdn)) {
-      const [type] = childrenOf(buf, expectTag(atv, TAG.SEQUENCE, 'attribute'));
-      if (readOid(buf, type, 'attribute type') === OID.commonName) return true;
+    const atvs = childrenOf(buf, expectTag(rdn, TAG.SET, 'RDN'));
+    if (atvs.length === 0) throw new DerError('empty RDN');
+    for (const atv of atvs) {
+      const parts = childrenOf(buf, expectTag(atv, TAG.SEQUENCE, 'attribute'));
+      const [type, value] = parts;
+      if (parts.length !== 2 || value === undefined) throw new DerError('attribute fields');
+      checkDirectoryString(buf, value);
+      if (readOid(buf, type, 'attribute type') === OID.commonName) found = true;
     }
   }
-  return false;
+  return found;
+}
+
+const UTF8 = new TextDecoder('utf-8', { fatal: true });
+const PRINTABLE_RE = /^[A-Za-z0-9 '()+,\-./:=?]*$/;
+
+/** An attribute value: one of the string types, well formed (OpenSSL refuses bad UTF-8 or PrintableString). */
+function checkDirectoryString(buf: Uint8Array, value: Tlv): void {
+  const bytes = buf.subarray(value.body, value.end);
+  switch (value.tag) {
+    case TAG.UTF8_STRING:
+      try {
+        UTF8.decode(bytes);
+      } catch {
+        throw new DerError('UTF8String is not UTF-8');
+      }
+      return;
+    case TAG.PRINTABLE_STRING:
+      if (!PRINTABLE_RE.test(Buffer.from(bytes).toString('latin1'))) throw new DerError('PrintableString character');
+      return;
+    case TAG.IA5_STRING:
+      if (bytes.some((b) => b > 0x7f)) throw new DerError('IA5String character');
+      return;
+    case 0x14: // TeletexString
+    case 0x1c: // UniversalString
+    case 0x1e: // BMPString
+      if (value.tag === 0x1e ? bytes.length % 2 !== 0 : value.tag === 0x1c && bytes.length % 4 !== 0) throw new DerError('string length');
+      return;
+    default:
+      throw new DerError(`attribute value tag 0x${value.tag.toString(16)} is not a string`);
+  }
+}
+
+/** GeneralName CHOICE tags (RFC 5280 4.2.1.6): context-specific, constructed exactly where the ASN.1 says. */
+const GENERAL_NAME_TAGS = new Set([0xa0, 0x81, 0x82, 0xa3, 0xa4, 0xa5, 0x86, 0x87, 0x88]);
+
+const EC_CURVES = new Set([OID.p256, OID.p384, '1.3.132.0.35']);
+
+/** Checks a SubjectPublicKeyInfo is SEQUENCE { AlgorithmIdentifier, BIT STRING with no unused bits }. */
+export function checkSpki(buf: Uint8Array, spki: Tlv): void {
+  const parts = childrenOf(buf, spki);
+  if (parts.length !== 2) throw new DerError('subjectPublicKeyInfo fields');
+  const alg = childrenOf(buf, expectTag(parts[0], TAG.SEQUENCE, 'subjectPublicKeyInfo algorithm'));
+  const keyAlg = readOid(buf, alg[0], 'public key algorithm');
+  const params = alg[1];
+  if (alg.length > 2) throw new DerError('public key algorithm fields');
+  // Only the key types Ward verifies, with the parameters RFC 5480 / 3279 / 8410 give them.
+  if (keyAlg === OID.ecPublicKey) {
+    if (!EC_CURVES.has(readOid(buf, params, 'namedCurve'))) throw new DerError('unsupported EC curve');
+  } else if (keyAlg === OID.rsaEncryption) {
+    if (params === undefined || params.tag !== TAG.NULL || params.end !== params.body) throw new DerError('RSA key parameters');
+  } else if (keyAlg === OID.ed25519) {
+    if (params !== undefined) throw new DerError('Ed25519 key parameters');
+  } else throw new DerError(`unsupported public key algorithm ${keyAlg}`);
+  if (readBitString(buf, parts[1] as Tlv).unused !== 0) throw new DerError('subjectPublicKey has unused bits');
 }
 
 /** Reads a GeneralNames sequence (SAN extension value). */
@@ -74,7 +138,11 @@ export function readGeneralNames(buf: Uint8Array, names: Tlv): SubjectAltNames {
   let emailCount = 0;
   let otherCount = 0;
   expectTag(names, TAG.SEQUENCE, 'GeneralNames');
-  for (const gn of childrenOf(buf, names)) {
+  const all = childrenOf(buf, names);
+  if (all.length === 0) throw new DerError('empty GeneralNames');
+  for (const gn of all) {
+    if (!GENERAL_NAME_TAGS.has(gn.tag)) throw new DerError(`GeneralName tag 0x${gn.tag.toString(16)} is not a GeneralName`);
+    if ((gn.tag & 0x20) !== 0) childrenOf(buf, gn);
     switch (gn.tag) {
       case 0x86: {
         const text = bodyOf(buf, gn).toString('latin1');
@@ -83,7 +151,12 @@ export function readGeneralNames(buf: Uint8Array, names: Tlv): SubjectAltNames {
         uris.push(text);
         break;
       }
-      case 0x82: dnsNames.push(bodyOf(buf, gn).toString('latin1')); break;
+      case 0x82: {
+        const text = bodyOf(buf, gn).toString('latin1');
+        if (/[^\x20-\x7e]/.test(text)) throw new DerError('DNS SAN is not printable IA5');
+        dnsNames.push(text);
+        break;
+      }
       case 0x87: ipCount++; break;
       case 0x81: emailCount++; break;
       default: otherCount++;
@@ -124,11 +197,12 @@ function parseCertificateDer(der: Buffer): ParsedCertificate {
   if (vExtra.length > 0 || versionInt === undefined || readSmallInt(der, versionInt) !== 2) throw new DerError('version is not v3');
   i++;
   const serialTlv = expectTag(f[i++], TAG.INTEGER, 'serialNumber');
-  if (serialTlv.end - serialTlv.body === 0 || serialTlv.end - serialTlv.body > 21) throw new DerError('serial length');
+  checkPositiveInteger(der, serialTlv, 21);
   const innerAlg = expectTag(f[i++], TAG.SEQUENCE, 'signature');
   if (!rawOf(der, innerAlg).equals(rawOf(der, algTlv as Tlv))) throw new DerError('inner and outer signature algorithms differ');
   const issuerTlv = expectTag(f[i++], TAG.SEQUENCE, 'issuer');
   nameHasCommonName(der, issuerTlv);
+  if (issuerTlv.end === issuerTlv.body) throw new DerError('empty issuer name'); // RFC 5280 4.1.2.4
   const validity = childrenOf(der, expectTag(f[i++], TAG.SEQUENCE, 'validity'));
   if (validity.length !== 2) throw new DerError('validity');
   const notBefore = readTime(der, validity[0]);
@@ -136,14 +210,19 @@ function parseCertificateDer(der: Buffer): ParsedCertificate {
   const subjectTlv = expectTag(f[i++], TAG.SEQUENCE, 'subject');
   const subjectHasCommonName = nameHasCommonName(der, subjectTlv);
   const spkiTlv = expectTag(f[i++], TAG.SEQUENCE, 'subjectPublicKeyInfo');
-  while (f[i] !== undefined && (f[i]?.tag === 0x81 || f[i]?.tag === 0xa1 || f[i]?.tag === 0x82 || f[i]?.tag === 0xa2)) i++;
+  checkSpki(der, spkiTlv);
+  // issuerUniqueID [1] and subjectUniqueID [2]: IMPLICIT BIT STRING, so primitive, in order.
+  if (f[i]?.tag === 0x81) readBitString(der, { ...(f[i++] as Tlv), tag: TAG.BIT_STRING });
+  if (f[i]?.tag === 0x82) readBitString(der, { ...(f[i++] as Tlv), tag: TAG.BIT_STRING });
   let basicConstraints: BasicConstraints | undefined;
   let keyUsage: number | undefined;
   let extKeyUsage: string[] | undefined;
   let san: SubjectAltNames = { uris: [], dnsNames: [], ipCount: 0, emailCount: 0, otherCount: 0 };
   let subjectKeyId: Buffer | undefined;
   let authorityKeyId: Buffer | undefined;
+  let authoritySerialHex: string | undefined;
   const unknownCritical: string[] = [];
+  let sanCritical = false;
   const extsTlv = f[i];
   if (extsTlv !== undefined) {
     if (extsTlv.tag !== 0xa3) throw new DerError('unexpected field in tbsCertificate');
@@ -184,7 +263,11 @@ function parseCertificateDer(der: Buffer): ParsedCertificate {
             if (!ca) throw new DerError('DER forbids an explicit cA=false');
             k++;
           }
-          if (bc[k] !== undefined) pathLen = readSmallInt(value, bc[k++] as Tlv);
+          if (bc[k] !== undefined) {
+            // RFC 5280 4.2.1.9: pathLenConstraint only when cA is asserted (OpenSSL marks it invalid otherwise).
+            if (!ca) throw new DerError('pathLenConstraint without cA');
+            pathLen = readSmallInt(value, bc[k++] as Tlv);
+          }
           if (bc.length !== k) throw new DerError('basicConstraints fields');
           basicConstraints = { ca, pathLen };
           break;
@@ -196,22 +279,38 @@ function parseCertificateDer(der: Buffer): ParsedCertificate {
         }
         case OID.extKeyUsage:
           extKeyUsage = childrenOf(value, expectTag(inner, TAG.SEQUENCE, 'extKeyUsage')).map((t) => readOid(value, t, 'keyPurpose'));
+          if (extKeyUsage.length === 0) throw new DerError('empty extKeyUsage');
           break;
         case OID.subjectAltName:
           san = readGeneralNames(value, inner);
+          sanCritical = critical;
           break;
         case OID.subjectKeyIdentifier:
           subjectKeyId = bodyOf(value, expectTag(inner, TAG.OCTET_STRING, 'subjectKeyIdentifier'));
           break;
         case OID.authorityKeyIdentifier: {
-          const first = childrenOf(value, expectTag(inner, TAG.SEQUENCE, 'authorityKeyIdentifier'))[0];
-          if (first?.tag === 0x80) authorityKeyId = bodyOf(value, first);
+          // SEQUENCE { [0] keyIdentifier OPTIONAL, [1] authorityCertIssuer OPTIONAL, [2] serial OPTIONAL }, in order.
+          const fields = childrenOf(value, expectTag(inner, TAG.SEQUENCE, 'authorityKeyIdentifier'));
+          let last = -1;
+          for (const field of fields) {
+            const n = [0x80, 0xa1, 0x82].indexOf(field.tag);
+            if (n <= last) throw new DerError('authorityKeyIdentifier fields');
+            last = n;
+            if (field.tag === 0xa1) readGeneralNames(value, { ...field, tag: TAG.SEQUENCE });
+            if (field.tag === 0x82) {
+              checkPositiveInteger(value, { ...field, tag: TAG.INTEGER }, 21);
+              authoritySerialHex = bodyOf(value, field).toString('hex');
+            }
+          }
+          if (fields[0]?.tag === 0x80) authorityKeyId = bodyOf(value, fields[0]);
           break;
         }
       }
     }
   }
   if (i !== f.length) throw new DerError('trailing fields in tbsCertificate');
+  // RFC 5280 4.1.2.6: with an empty subject the names live in a SAN extension that MUST be critical.
+  if (subjectTlv.end === subjectTlv.body && !sanCritical) throw new DerError('empty subject without a critical subjectAltName');
   return {
     der,
     tbs: rawOf(der, tbsTlv as Tlv),
@@ -230,6 +329,7 @@ function parseCertificateDer(der: Buffer): ParsedCertificate {
     san,
     subjectKeyId,
     authorityKeyId,
+    authoritySerialHex,
     unknownCriticalExtensions: unknownCritical,
   };
 }

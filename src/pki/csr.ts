@@ -4,8 +4,8 @@
  */
 import type { KeyObject } from 'node:crypto';
 import { parseSpiffeId, type SpiffeId } from '../core/spiffe-id.js';
-import { isP256Spki, readGeneralNames, nameHasCommonName, publicKeyOf, readAlgorithm, verifySignature } from './certificate.js';
-import { DerError, TAG, bitString, bodyOf, childrenOf, expectTag, octets, oid, rawOf, readBitString, readOid, readOnly, readSmallInt, readTlv, seq, set, tlv, type Tlv } from './der.js';
+import { checkSpki, isP256Spki, readGeneralNames, nameHasCommonName, publicKeyOf, readAlgorithm, verifySignature } from './certificate.js';
+import { DerError, TAG, bitString, bodyOf, childrenOf, expectTag, octets, oid, rawOf, readBitString, readBoolean, readOid, readOnly, readSmallInt, readTlv, seq, set, tlv, type Tlv } from './der.js';
 import { PkiError } from './errors.js';
 import { signWith, signatureSchemeFor, spkiOf } from './keys.js';
 import { OID } from './oids.js';
@@ -87,10 +87,12 @@ function checkDer(der: Buffer, expected: string): CheckedCsr {
   const info = expectTag(infoTlv, TAG.SEQUENCE, 'certificationRequestInfo');
   const algorithm = readAlgorithm(der, expectTag(algTlv, TAG.SEQUENCE, 'signatureAlgorithm'));
   const sig = readBitString(der, expectTag(sigTlv, TAG.BIT_STRING, 'signature'));
+  if (sig.unused !== 0) throw new DerError('signature has unused bits');
   const [version, subject, spkiTlv, attrs, ...more] = childrenOf(der, info);
   if (more.length > 0 || version === undefined || readSmallInt(der, version) !== 0) throw new DerError('version');
   const subjectTlv = expectTag(subject, TAG.SEQUENCE, 'subject');
-  const spki = rawOf(der, expectTag(spkiTlv, TAG.SEQUENCE, 'subjectPKInfo'));
+  checkSpki(der, expectTag(spkiTlv, TAG.SEQUENCE, 'subjectPKInfo'));
+  const spki = rawOf(der, spkiTlv as Tlv);
   const publicKey = publicKeyOf(spki);
   if (!isP256Spki(spki)) checkKey(publicKey);
   if (!verifySignature(algorithm, rawOf(der, info), sig.bytes, publicKey)) {
@@ -118,14 +120,32 @@ function sanUris(der: Buffer, attrs: Tlv | undefined): string[] {
   if (attrs === undefined) return [];
   expectTag(attrs, 0xa0, 'attributes');
   const uris: string[] = [];
+  const seenAttributes = new Set<string>();
+  const seenExtensions = new Set<string>();
   for (const attr of childrenOf(der, attrs)) {
-    const [typeTlv, valuesTlv] = childrenOf(der, expectTag(attr, TAG.SEQUENCE, 'attribute'));
-    if (readOid(der, typeTlv, 'attribute type') !== OID.extensionRequest) continue;
-    for (const exts of childrenOf(der, expectTag(valuesTlv, TAG.SET, 'attribute values'))) {
-      for (const ext of childrenOf(der, expectTag(exts, TAG.SEQUENCE, 'extensions'))) {
+    const fields = childrenOf(der, expectTag(attr, TAG.SEQUENCE, 'attribute'));
+    const [typeTlv, valuesTlv] = fields;
+    const type = readOid(der, typeTlv, 'attribute type');
+    const values = childrenOf(der, expectTag(valuesTlv, TAG.SET, 'attribute values'));
+    if (fields.length !== 2 || values.length === 0) throw new DerError('attribute fields');
+    if (seenAttributes.has(type)) throw new DerError(`duplicate attribute ${type}`);
+    seenAttributes.add(type);
+    if (type !== OID.extensionRequest) continue;
+    // PKCS#9: extensionRequest is single-valued; each Extension is { extnID, critical DEFAULT FALSE, extnValue }.
+    if (values.length !== 1) throw new DerError('extensionRequest values');
+    for (const exts of values) {
+      const list = childrenOf(der, expectTag(exts, TAG.SEQUENCE, 'extensions'));
+      if (list.length === 0) throw new DerError('empty extensions');
+      for (const ext of list) {
         const parts = childrenOf(der, expectTag(ext, TAG.SEQUENCE, 'extension'));
-        if (readOid(der, parts[0], 'extnID') !== OID.subjectAltName) continue;
+        const id = readOid(der, parts[0], 'extnID');
+        if (seenExtensions.has(id)) throw new DerError(`duplicate extension ${id}`);
+        seenExtensions.add(id);
+        if (parts.length === 3 && !readBoolean(der, parts[1] as Tlv)) throw new DerError('DER forbids an explicit critical=false');
+        if (parts.length !== 2 && parts.length !== 3) throw new DerError('extension fields');
         const value = bodyOf(der, expectTag(parts[parts.length - 1], TAG.OCTET_STRING, 'extnValue'));
+        readOnly(value, readTlv(value, 0).tag);
+        if (id !== OID.subjectAltName) continue;
         const names = readGeneralNames(value, readOnly(value, readTlv(value, 0).tag));
         if (names.dnsNames.length + names.ipCount + names.emailCount + names.otherCount > 0) {
           throw csrError('ERR_CSR_FORBIDDEN_NAME', 'CSR asks for DNS, IP, email or other names; only the SPIFFE ID URI SAN is allowed');

@@ -130,9 +130,20 @@ export function readSmallInt(buf: Uint8Array, tlv: Tlv): number {
   const len = tlv.end - tlv.body;
   if (len === 0 || len > 4) throw new DerError('integer length');
   if ((buf[tlv.body] as number) & 0x80) throw new DerError('negative integer');
+  if (len > 1 && buf[tlv.body] === 0 && ((buf[tlv.body + 1] as number) & 0x80) === 0) throw new DerError('non-minimal integer');
   let v = 0;
   for (let i = tlv.body; i < tlv.end; i++) v = v * 256 + (buf[i] as number);
   return v;
+}
+
+/** Checks an INTEGER is minimally encoded and positive (serial numbers: RFC 5280 4.1.2.2). */
+export function checkPositiveInteger(buf: Uint8Array, tlv: Tlv, maxBytes: number): void {
+  expectTag(tlv, TAG.INTEGER, 'integer');
+  const len = tlv.end - tlv.body;
+  if (len === 0 || len > maxBytes) throw new DerError('integer length');
+  const first = buf[tlv.body] as number;
+  if (first & 0x80) throw new DerError('negative integer');
+  if (len > 1 && first === 0 && ((buf[tlv.body + 1] as number) & 0x80) === 0) throw new DerError('non-minimal integer');
 }
 
 /** Reads a BIT STRING body: unused-bit count and the bytes. */
@@ -141,6 +152,9 @@ export function readBitString(buf: Uint8Array, tlv: Tlv): { unused: number; byte
   if (tlv.end - tlv.body < 1) throw new DerError('empty bit string');
   const unused = buf[tlv.body] as number;
   if (unused > 7 || (unused > 0 && tlv.end - tlv.body === 1)) throw new DerError('bad unused bits');
+  // DER: the unused (padding) bits are zero. Readers that mask them (OpenSSL) and readers that
+  // do not would otherwise see different key usages in the same bytes.
+  if (unused > 0 && ((buf[tlv.end - 1] as number) & ((1 << unused) - 1)) !== 0) throw new DerError('non-zero padding bits');
   return { unused, bytes: Buffer.from(buf.buffer, buf.byteOffset + tlv.body + 1, tlv.end - tlv.body - 1) };
 }
 

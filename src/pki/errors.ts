@@ -21,6 +21,7 @@ export const PKI_ERRORS = defineErrorCodes('pki', {
   ERR_SVID_NOT_YET_VALID: 'A certificate of the chain is before its notBefore at the verification time.',
   ERR_SVID_WRONG_TRUST_DOMAIN: 'The SPIFFE ID belongs to another trust domain than the one required.',
   ERR_SVID_UNKNOWN_CRITICAL_EXTENSION: 'A certificate carries a critical extension Ward does not process (fail closed, RFC 5280 4.2).',
+  ERR_SVID_KEY_IDENTIFIER_MISSING: 'A certificate of the path lacks the authority key identifier (every non-self-issued certificate) or a signing certificate lacks its subject key identifier (RFC 5280 4.2.1.1-2, as `openssl verify -x509_strict` requires).',
   // CSRs
   ERR_CSR_MALFORMED: 'The CSR is not valid DER/PEM PKCS#10.',
   ERR_CSR_SIGNATURE: 'The CSR signature does not verify with its own public key.',

@@ -3,7 +3,7 @@
  * require, with one stable code per violated rule. The data plane calls it on TLS peer chains
  * (DER buffers or X509Certificate objects are accepted as they come from `tls`).
  */
-import type { X509Certificate } from 'node:crypto';
+import type { KeyObject, X509Certificate } from 'node:crypto';
 import { parseSpiffeId, type SpiffeId } from '../core/spiffe-id.js';
 import { SpiffeIdError } from '../core/errors.js';
 import type { TrustBundle, X509Authority } from './bundle.js';
@@ -46,7 +46,13 @@ function checkTime(cert: ParsedCertificate, at: number, what: string): void {
   if (at > cert.notAfter) fail('ERR_SVID_EXPIRED', `${what} expired at ${new Date(cert.notAfter).toISOString()}`);
 }
 
+function checkKeyIdentifiers(cert: ParsedCertificate, signing: boolean, what: string): void {
+  if (signing && cert.subjectKeyId === undefined) fail('ERR_SVID_KEY_IDENTIFIER_MISSING', `${what} has no subject key identifier`);
+  if (cert.authorityKeyId === undefined && !cert.issuer.equals(cert.subject)) fail('ERR_SVID_KEY_IDENTIFIER_MISSING', `${what} has no authority key identifier`);
+}
+
 function checkSigningCert(cert: ParsedCertificate, intermediatesBelow: number, what: string): void {
+  checkKeyIdentifiers(cert, true, what);
   if (cert.unknownCriticalExtensions.length > 0) {
     fail('ERR_SVID_UNKNOWN_CRITICAL_EXTENSION', `${what} carries unprocessed critical extension ${cert.unknownCriticalExtensions[0]}`);
   }
@@ -60,8 +66,27 @@ function checkSigningCert(cert: ParsedCertificate, intermediatesBelow: number, w
   }
 }
 
-function signs(issuer: ParsedCertificate, subject: ParsedCertificate, issuerKey = publicKeyOf(issuer.spki, true)): boolean {
-  return issuer.subject.equals(subject.issuer) && verifySignature(subject.signatureAlgorithm, subject.tbs, subject.signature, issuerKey);
+/**
+ * Without a required trust domain, an anchor that names its own (a `spiffe://<td>` URI SAN, as
+ * Ward roots carry) vouches only for IDs in it: one domain's CA never speaks for another's.
+ */
+function checkAnchorTrustDomain(anchor: ParsedCertificate, spiffeId: SpiffeId): void {
+  const named = anchor.san.uris.filter((u) => /^spiffe:\/\/[^/]+$/.test(u)).map((u) => u.slice('spiffe://'.length));
+  if (named.length > 0 && !named.some((td) => spiffeId.memberOf(td))) {
+    fail('ERR_SVID_WRONG_TRUST_DOMAIN', `${spiffeId.toString()} is not in trust domain ${named.join(', ')} that its anchor names`, { trustDomain: spiffeId.trustDomain });
+  }
+}
+
+/**
+ * True when `issuer` issued `subject`: names chain byte for byte, the subject's authority key
+ * identifier (if any) names the issuer's key and serial as OpenSSL's X509_check_akid requires,
+ * and the signature verifies.
+ */
+function signs(issuer: ParsedCertificate, subject: ParsedCertificate, issuerKey?: KeyObject): boolean {
+  if (!issuer.subject.equals(subject.issuer)) return false;
+  if (subject.authorityKeyId !== undefined && issuer.subjectKeyId !== undefined && !subject.authorityKeyId.equals(issuer.subjectKeyId)) return false;
+  if (subject.authoritySerialHex !== undefined && subject.authoritySerialHex !== issuer.serialHex) return false;
+  return verifySignature(subject.signatureAlgorithm, subject.tbs, subject.signature, issuerKey ?? publicKeyOf(issuer.spki, true));
 }
 
 /**
@@ -87,6 +112,9 @@ export function verifyX509Svid(chain: X509ChainInput, bundle: TrustBundle, optio
   if (leaf.unknownCriticalExtensions.length > 0) {
     fail('ERR_SVID_UNKNOWN_CRITICAL_EXTENSION', `leaf carries unprocessed critical extension ${leaf.unknownCriticalExtensions[0]}`);
   }
+  // The leaf's key is never used below, but a peer holding a certificate whose key no TLS stack
+  // can load must not be accepted as an identity (OpenSSL refuses such a certificate outright).
+  publicKeyOf(leaf.spki, true);
   if (leaf.san.uris.length !== 1) fail('ERR_SVID_URI_SAN_COUNT', `leaf carries ${leaf.san.uris.length} URI SANs; an X509-SVID has exactly one`);
   let spiffeId: SpiffeId;
   try {
@@ -100,6 +128,7 @@ export function verifyX509Svid(chain: X509ChainInput, bundle: TrustBundle, optio
     fail('ERR_SVID_WRONG_TRUST_DOMAIN', `${spiffeId.toString()} is not in trust domain ${trustDomain}`, { trustDomain: spiffeId.trustDomain });
   }
   checkTime(leaf, options.at, 'leaf');
+  checkKeyIdentifiers(leaf, false, 'leaf');
 
   // Path building: leaf -> presented intermediates -> an authority of the bundle.
   const path: ParsedCertificate[] = [leaf];
@@ -111,6 +140,7 @@ export function verifyX509Svid(chain: X509ChainInput, bundle: TrustBundle, optio
     const anchor: X509Authority | undefined = bundle.x509Authorities.find((a) => signs(a.cert, current, a.publicKey));
     if (anchor) {
       checkSigningCert(anchor.cert, intermediatesBelow, 'trust bundle authority');
+      if (trustDomain === undefined) checkAnchorTrustDomain(anchor.cert, spiffeId);
       checkTime(anchor.cert, options.at, 'trust bundle authority');
       notAfter = Math.min(notAfter, anchor.cert.notAfter);
       path.push(anchor.cert);

@@ -47,8 +47,27 @@ export function openStream(req: PlatformRequest): Promise<IncomingMessage> {
     const headers: Record<string, string> = { accept: 'application/json', ...req.headers };
     if (req.body !== undefined) headers['content-length'] = String(Buffer.byteLength(req.body));
     const options = { method: req.method ?? 'GET', headers, signal: req.signal, ...(url.protocol === 'https:' && req.ca !== undefined ? { ca: req.ca } : {}) };
-    const r = (url.protocol === 'https:' ? httpsRequest : httpRequest)(url, options, (res) => resolve(res));
-    r.setTimeout(req.timeoutMs ?? DEFAULT_TIMEOUT_MS, () => r.destroy(new PlatformError('ERR_PLATFORM_UNREACHABLE', `${url.host}: timed out`)));
+    const timeoutMs = req.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    const timedOut = (): PlatformError => new PlatformError('ERR_PLATFORM_UNREACHABLE', `${url.host}: timed out`);
+    let response: IncomingMessage | undefined;
+    const r = (url.protocol === 'https:' ? httpsRequest : httpRequest)(url, options, (res) => {
+      response = res;
+      res.once('close', () => clearTimeout(deadline));
+      resolve(res);
+    });
+    // Idle timeout, and a whole-request deadline: a server that drips a byte at a time must not
+    // hold an attestation open past timeoutMs (0 = none, for watch streams).
+    r.setTimeout(timeoutMs, () => r.destroy(timedOut()));
+    const deadline = setTimeout(() => {
+      const error = timedOut();
+      if (response) response.destroy(error);
+      r.destroy(error);
+    }, timeoutMs > 0 ? timeoutMs : 2 ** 31 - 1);
+    deadline.unref();
+    if (timeoutMs <= 0) clearTimeout(deadline);
+    r.once('close', () => {
+      if (!response) clearTimeout(deadline);
+    });
     r.on('error', (error) => {
       reject(error instanceof PlatformError ? error : new PlatformError('ERR_PLATFORM_UNREACHABLE', `${url.host}: ${(error as NodeJS.ErrnoException).code ?? 'request failed'}`, { cause: error }));
     });

@@ -104,6 +104,29 @@ function processAlive(owner: number): boolean {
 }
 
 /**
+ * Removes a lock left by dead process `owner`, under a short-lived second lock so two contenders
+ * cannot both take over: without it, the slower one would delete the lock the faster one had just
+ * created, and both would run. Only the lock still naming the dead owner is removed.
+ */
+async function removeStaleLock(path: string, owner: number): Promise<void> {
+  const takeover = `${path}.takeover`;
+  let handle;
+  try {
+    handle = await open(takeover, 'wx', 0o600);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'EEXIST') return; // someone else is taking it over
+    throw error;
+  }
+  try {
+    await handle.close();
+    const current = Number((await readFile(path, 'utf8').catch(() => '')).trim());
+    if (current === owner) await unlink(path).catch(() => undefined);
+  } finally {
+    await unlink(takeover).catch(() => undefined);
+  }
+}
+
+/**
  * Runs `body` holding the directory's exclusive lock (`ca.lock`, created with O_EXCL and holding
  * the owner's pid), so two `ward ca` commands never overwrite each other's state. A lock left by
  * a process that no longer exists is taken over; one held by a live process is ERR_CA_LOCKED.
@@ -123,7 +146,7 @@ export async function withCaDirLock<T>(dir: string, body: () => Promise<T>, opti
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
       const owner = Number((await readFile(path, 'utf8').catch(() => '')).trim());
       if (attempt === 0 && Number.isSafeInteger(owner) && owner > 0 && !processAlive(owner)) {
-        await unlink(path).catch(() => undefined);
+        await removeStaleLock(path, owner);
         continue;
       }
       throw new PkiError('ERR_CA_LOCKED', `${path} is held by process ${owner || 'unknown'}`);

@@ -104,7 +104,9 @@ export class K8sPsatAttestor implements Attestor {
 
     const review = await upstream('TokenReview', () => entry.client.tokenReview(token, [entry.config.audience], ctx.signal));
     if (!review.authenticated) throw new PlatformError('ERR_ATTEST_FORGED', 'the API server did not authenticate the token', { details: { cluster } });
-    if (review.audiences !== undefined && !review.audiences.includes(entry.config.audience)) {
+    // An empty or absent status.audiences means "valid for the API server's audience" (TokenReview
+    // API docs): a client that asked for spec.audiences must see its audience echoed back.
+    if (review.audiences === undefined || !review.audiences.includes(entry.config.audience)) {
       throw new PlatformError('ERR_ATTEST_FORGED', 'token is not for this audience', { details: { cluster } });
     }
     const sa = SA_USER_RE.exec(review.username ?? '');

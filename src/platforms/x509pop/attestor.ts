@@ -117,7 +117,10 @@ export class X509PopAttestor implements Attestor {
     }
     if (!ok) throw new PlatformError('ERR_ATTEST_FORGED', 'proof of possession does not verify');
     if (Math.abs(now - e.signedAt) > this.#config.maxSkewMs) throw new PlatformError('ERR_ATTEST_EXPIRED', 'proof of possession is not fresh');
-    const fresh = await ctx.state.consumeOnce('x509pop', createHash('sha256').update(signature).digest('hex'), e.signedAt + this.#config.maxSkewMs);
+    // Key the replay record on what was proven (the signed statement), never on the signature
+    // bytes: ECDSA signatures are malleable ((r, s) and (r, n - s) both verify), so a captured proof
+    // re-encoded would otherwise count as a new one.
+    const fresh = await ctx.state.consumeOnce('x509pop', createHash('sha256').update(statement).digest('hex'), e.signedAt + this.#config.maxSkewMs);
     if (!fresh) throw new PlatformError('ERR_ATTEST_REPLAYED', 'this proof of possession was already used');
 
     const cn = /(?:^|\n)CN=([^\n]*)/.exec(leaf.subject)?.[1];

@@ -199,12 +199,20 @@ export class FakeKubeApi {
       .sign(this.#key.privateKey);
   }
 
+  /**
+   * Behave like an authenticator that is not audience-aware (a webhook token authenticator, or an
+   * API server whose own audience the token carries): `spec.audiences` is ignored and
+   * `status.audiences` omitted. The TokenReview docs say such an answer means the token is valid
+   * for the API server's audience, not for the one asked about.
+   */
+  audienceUnaware = false;
+
   /** The fake's notion of "now" for token expiry (set by tests to the frozen clock). */
   now = (): number => Date.parse('2026-03-01T12:00:00Z');
 
   async #tokenReview(body: any): Promise<any> { // eslint-disable-line @typescript-eslint/no-explicit-any
     const spec = body?.spec ?? {};
-    const audiences: string[] = Array.isArray(spec.audiences) && spec.audiences.length > 0 ? spec.audiences : ['https://kubernetes.default.svc.cluster.local'];
+    const audiences: string[] = Array.isArray(spec.audiences) && spec.audiences.length > 0 && !this.audienceUnaware ? spec.audiences : ['https://kubernetes.default.svc.cluster.local'];
     const unauth = (error: string) => ({ kind: 'TokenReview', apiVersion: 'authentication.k8s.io/v1', metadata: { creationTimestamp: null }, spec, status: { user: {}, error } });
     try {
       const { payload } = await jwtVerify(String(spec.token ?? ''), this.#key.publicKey, { currentDate: new Date(this.now()), issuer: 'https://kubernetes.default.svc.cluster.local' });
@@ -233,7 +241,7 @@ export class FakeKubeApi {
               'authentication.kubernetes.io/pod-uid': [k.pod.uid],
             },
           },
-          audiences: matched,
+          ...(this.audienceUnaware ? {} : { audiences: matched }),
         },
       };
     } catch (error) {

@@ -10,7 +10,9 @@ import { PkiError } from '../../../src/pki/errors.js';
 import { generateP256KeyPair } from '../../../src/pki/keys.js';
 import { issueX509Svid } from '../../../src/pki/svid-issue.js';
 import { verifyX509Svid } from '../../../src/pki/svid-verify.js';
-import { makeCa } from './support/forge.js';
+import { certToPem } from '../../../src/pki/pem.js';
+import { OIDHEX, resignWith } from './support/der-tree.js';
+import { keyObjectOf, makeCa } from './support/forge.js';
 
 const T0 = '2026-06-01T00:00:00Z';
 const HOUR = 3_600_000;
@@ -148,6 +150,30 @@ test('state round-trips through JSON with every key sealed; a wrong master key i
   assert.equal(codeOf(() => CertificateAuthority.fromJSON(twoActive, new KeySealer(masterKey))), 'ERR_CA_STATE_INVALID');
 });
 
+test('write access to the state without the master key cannot add a trust anchor or a JWT key to the bundle', async () => {
+  const { ca, clock, masterKey } = setup();
+  ca.prepare(clock);
+  ca.activate(clock);
+  const state = ca.toJSON();
+  const retired = state.authorities.find((a) => a.state === 'retired')!;
+  // The attacker's own root, put in place of a retired authority's (its sealed boxes are kept:
+  // the master key id matches, and a retired authority's keys are never opened for issuance).
+  const rogue = await makeCa({ name: 'CN=Rogue Root', notBefore: new Date(clock.now() - HOUR), notAfter: new Date(clock.now() + DAY) });
+  const withRogueRoot = structuredClone(state);
+  withRogueRoot.authorities.find((a) => a.id === retired.id)!.rootCertPem = rogue.pem;
+  assert.equal(codeOf(() => CertificateAuthority.fromJSON(withRogueRoot, new KeySealer(masterKey))), 'ERR_CA_STATE_INVALID');
+  // A rogue JWT key in place of a retired authority's published JWK.
+  const withRogueJwk = structuredClone(state);
+  withRogueJwk.authorities.find((a) => a.id === retired.id)!.jwtPublicJwk = generateP256KeyPair().publicKey.export({ format: 'jwk' });
+  assert.equal(codeOf(() => CertificateAuthority.fromJSON(withRogueJwk, new KeySealer(masterKey))), 'ERR_CA_STATE_INVALID');
+  // A whole rogue authority record whose boxes are copied from a real one: its slot (AAD) differs.
+  const withRogueRecord = structuredClone(state);
+  withRogueRecord.authorities.push({ ...structuredClone(retired), id: 'ffffffffffffffff', rootCertPem: rogue.pem });
+  assert.equal(codeOf(() => CertificateAuthority.fromJSON(withRogueRecord, new KeySealer(masterKey))), 'ERR_KEY_SEALED_INVALID');
+  // The untouched state still loads.
+  assert.equal(CertificateAuthority.fromJSON(structuredClone(state), new KeySealer(masterKey)).trustBundle().x509Authorities.length, 2);
+});
+
 test('upstream mode: the intermediate chains under an enterprise CA; its root is the anchor', async () => {
   const clock = new ManualClock(T0);
   const now = clock.now();
@@ -174,6 +200,14 @@ test('upstream mode: the intermediate chains under an enterprise CA; its root is
   const other = await makeCa({ name: 'CN=Other', pathLength: 2, notBefore: new Date(now - DAY), notAfter: new Date(now + DAY) });
   assert.equal(codeOf(() => CertificateAuthority.create({ trustDomain: 'example.org', clock, sealer, upstream: { certPem: other.pem, keyPem } })), 'ERR_CA_UPSTREAM_INVALID', 'key must match the certificate');
   assert.equal(codeOf(() => CertificateAuthority.create({ trustDomain: 'example.org', clock, sealer, upstream: { certPem: 'junk', keyPem } })), 'ERR_CA_UPSTREAM_INVALID');
+  // An upstream without a subject key identifier would make every chain fail strict verification
+  // (ERR_SVID_KEY_IDENTIFIER_MISSING, openssl -x509_strict error 86): refused when configured.
+  const upstreamKey = await keyObjectOf(upstream.keys);
+  const noSki = resignWith(upstream.der, upstreamKey, (tbs) => {
+    const exts = tbs.children!.find((c) => c.tag === 0xa3)!.children![0]!;
+    exts.children = exts.children!.filter((e) => e.children![0]!.body!.toString('hex') !== OIDHEX.subjectKeyIdentifier);
+  });
+  assert.equal(codeOf(() => CertificateAuthority.create({ trustDomain: 'example.org', clock, sealer, upstream: { certPem: certToPem(noSki), keyPem } })), 'ERR_CA_UPSTREAM_INVALID');
   assert.ok(bundleToPem(bundle).startsWith('-----BEGIN CERTIFICATE-----'));
 });
 

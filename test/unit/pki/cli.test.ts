@@ -93,6 +93,18 @@ test('ca init / svid mint / svid verify / rotate / taint / revoke / jwt-svid, en
     writeFileSync(f('tok'), token);
     assert.match((await cli(['jwt-svid', 'verify', '--bundle', f('b.jwks'), '--audience', 'other', `@${f('tok')}`])).stderr, /ERR_JWT_SVID_AUDIENCE/);
     assert.match((await cli(['jwt-svid', 'verify', '--bundle', f('b.jwks'), '--audience', 'api', '--at', '2026-06-01T00:06:00Z', token])).stderr, /ERR_JWT_SVID_EXPIRED/);
+
+    // `-o json` works on jwt-svid mint like on every other verb that prints a result; errors follow it.
+    const jm = await cli(['jwt-svid', 'mint', '--dir', dir, '--spiffe-id', 'spiffe://example.org/web', '--audience', 'api', '--ttl', '2m', '-o', 'json']);
+    assert.equal(jm.code, 0, jm.stderr);
+    const minted = JSON.parse(jm.stdout) as { token: string; spiffeId: string; audience: string[]; expiresAt: string };
+    assert.equal(minted.spiffeId, 'spiffe://example.org/web');
+    assert.deepEqual(minted.audience, ['api']);
+    assert.equal(minted.expiresAt, '2026-06-01T00:02:00.000Z');
+    assert.equal((await cli(['jwt-svid', 'verify', '--bundle', f('b.jwks'), '--audience', 'api', minted.token])).code, 0);
+    const bad = await cli(['jwt-svid', 'mint', '--dir', dir, '--spiffe-id', 'spiffe://other.org/web', '--audience', 'api', '-o', 'json']);
+    assert.equal(bad.code, 1);
+    assert.match(JSON.parse(bad.stdout).error.code, /^ERR_/);
   } finally {
     t.cleanup();
   }

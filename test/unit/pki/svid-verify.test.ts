@@ -153,3 +153,19 @@ test('a chain longer than 8 is refused', async () => {
   const leaf = await makeLeaf({ issuer: inter, notBefore: nb, notAfter: na });
   rejects([leaf, ...Array.from({ length: 8 }, () => inter)], 'ERR_SVID_PATH_LENGTH');
 });
+
+test('a bundle without a trust domain: a root that names its trust domain (as Ward roots do) vouches only for IDs in it', async () => {
+  const tdRoot = await makeCa({
+    name: 'CN=TD Root', notBefore: new Date(T0 - 30 * day), notAfter: new Date(T0 + 30 * day),
+    extra: [new x509.SubjectAlternativeNameExtension([{ type: 'url', value: 'spiffe://test.example' }])],
+  });
+  const unnamed = createTrustBundle({ x509Authorities: [{ der: tdRoot.der }] });
+  const own = await makeLeaf({ issuer: tdRoot, notBefore: nb, notAfter: na });
+  assert.equal(verifyX509Svid([own.der], unnamed, { at: T0 }).spiffeId.toString(), 'spiffe://test.example/workload');
+  const foreign = await makeLeaf({ issuer: tdRoot, notBefore: nb, notAfter: na, uris: ['spiffe://other.example/workload'] });
+  rejects([foreign], 'ERR_SVID_WRONG_TRUST_DOMAIN', { bundle: unnamed });
+  // A root that names no trust domain (an enterprise root) constrains nothing without one.
+  const plain = createTrustBundle({ x509Authorities: [{ der: root.der }] });
+  const other = await makeLeaf({ issuer: inter, notBefore: nb, notAfter: na, uris: ['spiffe://other.example/workload'] });
+  assert.equal(verifyX509Svid([other.der, inter.der], plain, { at: T0 }).spiffeId.trustDomain, 'other.example');
+});

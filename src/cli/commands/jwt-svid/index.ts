@@ -19,14 +19,26 @@ export const registerJwtSvid: CommandRegistrar = (program: Command, ctx: CliCont
     .requiredOption('--audience <aud>', 'audience (repeatable)', collect)
     .option('--ttl <duration>', 'lifetime', '5m')
     .option('--out <file>', 'write the token to a file (mode 0600) instead of stdout')
-    .action(async (opts: KeyProviderFlags & { spiffeId: string; audience: string[]; ttl: string; out?: string }) => {
+    .option('-o, --output <format>', 'text (the bare token), json or yaml', parseOutputFormat, 'text' as OutputFormat)
+    .action(async (opts: KeyProviderFlags & { spiffeId: string; audience: string[]; ttl: string; out?: string; output: OutputFormat }) => {
       try {
         const ca = await openCa(ctx, opts);
         const token = await mintJwtSvid({ ca, spiffeId: opts.spiffeId, audience: opts.audience, ttlMs: parseDuration(opts.ttl, '--ttl'), clock: ctx.clock });
         if (opts.out) await writeFileAtomic(opts.out, `${token}\n`, 0o600);
-        else ctx.io.stdout(`${token}\n`);
+        if (opts.output === 'text') {
+          if (!opts.out) ctx.io.stdout(`${token}\n`);
+          return;
+        }
+        const claims = JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString('utf8')) as { sub: string; aud: string | string[]; exp: number };
+        const value = {
+          spiffeId: claims.sub,
+          audience: Array.isArray(claims.aud) ? claims.aud : [claims.aud],
+          expiresAt: new Date(claims.exp * 1000).toISOString(),
+          ...(opts.out ? { out: opts.out } : { token }),
+        };
+        printResult(ctx, opts.output, value, () => token);
       } catch (error) {
-        ctx.exitCode = reportError(ctx, 'text', error);
+        ctx.exitCode = reportError(ctx, opts.output ?? 'text', error);
       }
     });
 

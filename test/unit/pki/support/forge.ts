@@ -57,6 +57,7 @@ export async function makeCa(spec: CaSpec): Promise<TestCert> {
   else extensions.push(new x509.BasicConstraintsExtension(false, undefined, true));
   if (spec.keyUsage !== 0) extensions.push(new x509.KeyUsagesExtension(spec.keyUsage ?? (KU.keyCertSign | KU.cRLSign), true));
   extensions.push(await x509.SubjectKeyIdentifierExtension.create(keys.publicKey));
+  if (spec.issuer) extensions.push(await x509.AuthorityKeyIdentifierExtension.create(spec.issuer.keys.publicKey));
   extensions.push(...(spec.extra ?? []));
   const common = { serialNumber: nextSerial(), notBefore: spec.notBefore, notAfter: spec.notAfter, signingAlgorithm: ALG, extensions };
   const cert = spec.issuer
@@ -76,6 +77,8 @@ export interface LeafSpec {
   notAfter: Date;
   extra?: x509.Extension[];
   subject?: string;
+  /** `false` = no authority key identifier (RFC 5280 requires one). */
+  authorityKeyId?: boolean;
 }
 
 /** A leaf; defaults make a valid X509-SVID for spiffe://test.example/workload. */
@@ -88,6 +91,7 @@ export async function makeLeaf(spec: LeafSpec): Promise<TestCert> {
   extensions.push(new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth]));
   const names = [...(spec.uris ?? ['spiffe://test.example/workload']).map((value) => ({ type: 'url' as const, value })), ...(spec.dns ?? []).map((value) => ({ type: 'dns' as const, value }))];
   if (names.length > 0) extensions.push(new x509.SubjectAlternativeNameExtension(names));
+  if (spec.authorityKeyId !== false) extensions.push(await x509.AuthorityKeyIdentifierExtension.create(spec.issuer.keys.publicKey));
   extensions.push(...(spec.extra ?? []));
   const cert = await x509.X509CertificateGenerator.create({
     serialNumber: nextSerial(), subject: spec.subject ?? 'O=Test', issuer: spec.issuer.cert.subject, notBefore: spec.notBefore, notAfter: spec.notAfter,

@@ -92,6 +92,19 @@ test('audience, cluster and service-account allow-lists', async () => {
   await attestor({ allowedServiceAccounts: ['shop:web'] }).attest({ cluster: 'prod', token: await api.mintToken(pod) }, newContext(clock));
 });
 
+test('a TokenReview answer without status.audiences is refused: the token was valid only for the API server audience', async () => {
+  const clock = new ManualClock(START);
+  const pod = api.addPod(examplePod());
+  // A token for the API server's own audience (as every default service-account token is).
+  const token = await api.mintToken(pod, { audience: 'https://kubernetes.default.svc.cluster.local' });
+  api.audienceUnaware = true;
+  try {
+    await rejectsWith(attestor().attest({ cluster: 'prod', token }, newContext(clock)), 'ERR_ATTEST_FORGED');
+  } finally {
+    api.audienceUnaware = false;
+  }
+});
+
 test('a pod recreated under the same name (new uid) does not inherit the old token', async () => {
   const clock = new ManualClock(START);
   const pod = api.addPod(examplePod({ name: 'web-stateful-0' }));

@@ -47,6 +47,32 @@ attestorContract('x509pop', async () => {
   };
 });
 
+/** The other valid ECDSA P-256 signature over the same message: (r, s) -> (r, n - s). */
+function malleate(signatureB64: string): string {
+  const der = Buffer.from(signatureB64, 'base64');
+  const rLen = der[3]!;
+  const r = der.subarray(4, 4 + rLen);
+  const s = BigInt(`0x${der.subarray(6 + rLen).toString('hex')}`);
+  const n = BigInt('0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551');
+  let hex = (n - s).toString(16);
+  if (hex.length % 2) hex = `0${hex}`;
+  let sBytes = Buffer.from(hex, 'hex');
+  if (sBytes[0]! & 0x80) sBytes = Buffer.concat([Buffer.from([0]), sBytes]);
+  const body = Buffer.concat([Buffer.from([0x02, r.length]), r, Buffer.from([0x02, sBytes.length]), sBytes]);
+  return Buffer.concat([Buffer.from([0x30, body.length]), body]).toString('base64');
+}
+
+test('replay: a captured proof re-sent with its malleated ECDSA signature (r, n - s) is still a replay', async () => {
+  const clock = new ManualClock(START);
+  const a = attestor();
+  const ctx = newContext(clock);
+  const evidence = await collector(chain, clock).collect();
+  await a.attest(evidence, ctx);
+  const twin = { ...evidence, signature: malleate(evidence.signature) };
+  assert.notEqual(twin.signature, evidence.signature);
+  await rejectsWith(a.attest(twin, ctx), 'ERR_ATTEST_REPLAYED');
+});
+
 test('same certificate, fresh proof: the same agent id', async () => {
   const clock = new ManualClock(START);
   const a = attestor();
