@@ -6,127 +6,21 @@
  *
  *   node --expose-gc --import tsx bench/policy/evaluate.bench.ts [--seconds 1] [--once] [--first-only]
  *
- * Rates are per CPU-second of this process (user + system, GC threads included): the machine
- * running it may be shared, and the targets are per core.
+ * Rates are per CPU-second of this process (user + system, GC threads included), and each timed
+ * phase runs for a CPU-time budget: the machine running it may be shared, and the targets are per
+ * core. A string-keyed `Map.get` rate is measured in the same run as a calibration of machine
+ * speed; "per 1,000 Map.get" figures compare runs taken under different loads.
+ * `--first-only` measures only first decisions (the path ADR 0024 optimises), with the calibration.
  *
  * Targets (issue 3): compile < 1 s, >= 1,000,000 repeated and >= 200,000 first decisions/s on one core.
  */
 import { compilePolicies, evaluateConnection, evaluateRequest, parsePolicyDocuments, type ConnectionQuery, type Policy, type PolicyWorkload } from '../../src/policy/index.js';
 import { NaivePolicySet, naiveEvaluateConnection } from './naive.js';
+import { NAMESPACES, makePolicyYaml, makeQueries, makeWorkloads } from './fixture.js';
 
 const secondsArg = process.argv.indexOf('--seconds');
 const SECONDS = secondsArg > 0 ? Number(process.argv[secondsArg + 1]) : 1;
 const ROUNDS = process.argv.includes('--once') ? 1 : 3;
-const NAMESPACES = 200;
-const PER_NAMESPACE = 50;
-const APPS = ['web', 'api', 'worker', 'cache', 'db'];
-const TIERS: Record<string, string> = { web: 'frontend', api: 'backend', worker: 'backend', cache: 'data', db: 'data' };
-
-// Deterministic pseudo-random numbers so every run measures the same input.
-let seed = 42;
-const rnd = (): number => {
-  // mulberry32
-  seed = (seed + 0x6d2b79f5) | 0;
-  let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-  t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-  return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-};
-
-function makeWorkloads(): PolicyWorkload[] {
-  const out: PolicyWorkload[] = [];
-  for (let n = 0; n < NAMESPACES; n++) {
-    for (let i = 0; i < PER_NAMESPACE; i++) {
-      const app = APPS[i % APPS.length]!;
-      const attr = (value: string | number | boolean) => ({ value, source: 'bench', observedAt: 1 });
-      out.push({
-        spiffeId: `spiffe://bench.dev/ns/ns${n}/sa/${app}-${i}`,
-        ips: [`10.${n >> 8}.${n & 255}.${i + 1}`],
-        attributes: {
-          'k8s.label.app': attr(app),
-          'k8s.label.tier': attr(TIERS[app]!),
-          'build.repo': attr(`github.com/acme/svc-${n}-${app}`),
-          'build.verified': attr(rnd() < 0.9),
-          'vuln.critical': attr(rnd() < 0.85 ? 0 : Math.floor(rnd() * 4)),
-          'vuln.maxCvss': attr(Math.round(rnd() * 100) / 10),
-          'image.digest': attr(`sha256:${(n * 1000 + i).toString(16).padStart(64, '0')}`),
-        },
-      });
-    }
-  }
-  return out;
-}
-
-/** Five policies per namespace: the patterns users write in Istio/Cilium, over attributes. */
-function makePolicyYaml(): string {
-  const docs: string[] = [];
-  for (let n = 0; n < NAMESPACES; n++) {
-    const ns = `ns${n}`;
-    const next = `ns${(n + 1) % NAMESPACES}`;
-    docs.push(`apiVersion: ward.dev/v1alpha1
-kind: AccessPolicy
-metadata: {name: api-ingress, namespace: ${ns}}
-spec:
-  subject: {selector: {matchAttributes: {k8s.namespace: ${ns}, k8s.label.app: api}}}
-  ingress:
-  - from:
-    - selector:
-        matchExpressions: ["k8s.namespace in (${ns}, ${next})", "k8s.label.tier == frontend", "build.verified == true", "vuln.critical == 0"]
-    to: [{ports: [8080, 8443]}]
-  - from: [{spiffeIds: ["spiffe://bench.dev/ns/${ns}/sa/worker-*"]}]
-    to: [{ports: [8080], methods: [GET, POST], paths: ["/v1/{*}/jobs", "/health"]}]`);
-    docs.push(`apiVersion: ward.dev/v1alpha1
-kind: AccessPolicy
-metadata: {name: data-ingress, namespace: ${ns}}
-spec:
-  subject: {selector: {matchExpressions: ["k8s.namespace == ${ns}", "k8s.label.tier == data"]}}
-  ingress:
-  - from: [{namespaces: [${ns}], selector: {matchExpressions: ["k8s.label.tier == backend", "build.repo in (github.com/acme/svc-${n}-api, github.com/acme/svc-${n}-worker)"]}}]
-    to: [{ports: [5432, 6379]}]`);
-    docs.push(`apiVersion: ward.dev/v1alpha1
-kind: AccessPolicy
-metadata: {name: deny-vulnerable, namespace: ${ns}}
-spec:
-  subject: {selector: {matchAttributes: {k8s.namespace: ${ns}}}}
-  action: DENY
-  ingress:
-  - from: [{selector: {matchExpressions: ["vuln.critical > 2"]}}]`);
-    docs.push(`apiVersion: ward.dev/v1alpha1
-kind: AccessPolicy
-metadata: {name: frontend-egress, namespace: ${ns}}
-spec:
-  subject: {selector: {matchAttributes: {k8s.namespace: ${ns}, k8s.label.tier: frontend}}}
-  egress:
-  - to: [{selector: {matchExpressions: ["k8s.label.app in (api)"]}}]
-    operations: [{ports: [8080, 8443]}]
-  - to: [{ipBlocks: [{cidr: 0.0.0.0/0, except: [10.0.0.0/8]}]}]
-    operations: [{ports: [443]}]`);
-    docs.push(`apiVersion: ward.dev/v1alpha1
-kind: AccessPolicy
-metadata: {name: ${n % 2 ? 'audit-high-cvss' : 'dry-run-cvss'}, namespace: ${ns}}
-spec:
-  subject: {selector: {matchAttributes: {k8s.namespace: ${ns}}}}
-  action: ${n % 2 ? 'AUDIT' : 'DENY'}
-  mode: ${n % 2 ? 'enforce' : 'dry-run'}
-  ingress:
-  - from: [{selector: {matchExpressions: ["vuln.maxCvss >= 9"]}}]`);
-  }
-  return docs.join('\n---\n');
-}
-
-/** Realistic traffic: mostly within a namespace or to the next one, to the services' ports. */
-function makeQueries(workloads: readonly PolicyWorkload[], count: number): ConnectionQuery[] {
-  const out: ConnectionQuery[] = [];
-  const ports = [8080, 8443, 5432, 6379, 9090];
-  for (let k = 0; k < count; k++) {
-    const n = Math.floor(rnd() * NAMESPACES);
-    const target = rnd() < 0.8 ? n : (n + 1) % NAMESPACES;
-    const src = workloads[n * PER_NAMESPACE + Math.floor(rnd() * PER_NAMESPACE)]!;
-    const dst = workloads[target * PER_NAMESPACE + Math.floor(rnd() * PER_NAMESPACE)]!;
-    out.push({ source: { spiffeId: src.spiffeId }, destination: { spiffeId: dst.spiffeId }, port: ports[Math.floor(rnd() * ports.length)]! });
-  }
-  return out;
-}
-
 /**
  * Decisions per CPU-second of this process (user + system time, so GC threads count against us).
  * CPU time rather than wall time: the benchmark machine is shared, and the target is "on one core".
@@ -135,9 +29,14 @@ function rate(queries: readonly ConnectionQuery[], fn: (q: ConnectionQuery) => u
   let n = 0;
   let allowed = 0;
   const cpu0 = process.cpuUsage();
-  const start = performance.now();
-  const deadline = start + seconds * 1000;
-  while (performance.now() < deadline && n < limit) {
+  // The budget is CPU time too: on a shared machine a wall-clock budget would measure fewer
+  // (and colder) decisions the busier the machine is.
+  const budget = seconds * 1e6;
+  const spent = (): number => {
+    const c = process.cpuUsage(cpu0);
+    return c.user + c.system;
+  };
+  while (spent() < budget && n < limit) {
     for (let k = 0; k < 1000 && n < limit; k++) {
       const d = fn(queries[n % queries.length]!) as { allowed: boolean };
       if (d.allowed) allowed++;
@@ -145,6 +44,30 @@ function rate(queries: readonly ConnectionQuery[], fn: (q: ConnectionQuery) => u
     }
   }
   if (allowed < 0) console.log(allowed); // keep the result alive
+  const cpu = process.cpuUsage(cpu0);
+  return n / ((cpu.user + cpu.system) / 1e6);
+}
+
+/**
+ * Machine-speed calibration in the same run: string-keyed `Map.get` on the workload table, per
+ * CPU-second. Decision rates divided by this are comparable across loads and machines.
+ */
+function calibrateMapGet(ws: readonly PolicyWorkload[], seconds: number): number {
+  const table = new Map<string, number>();
+  ws.forEach((w, i) => table.set(w.spiffeId, i));
+  const keys = ws.map((w) => w.spiffeId);
+  let n = 0;
+  let sum = 0;
+  const cpu0 = process.cpuUsage();
+  const spent = (): number => {
+    const c = process.cpuUsage(cpu0);
+    return c.user + c.system;
+  };
+  while (spent() < seconds * 1e6) {
+    for (let k = 0; k < 10_000; k++) sum += table.get(keys[(k * 7919) % keys.length]!)!;
+    n += 10_000;
+  }
+  if (sum < 0) console.log(sum); // keep the result alive
   const cpu = process.cpuUsage(cpu0);
   return n / ((cpu.user + cpu.system) / 1e6);
 }
@@ -186,13 +109,16 @@ for (let round = 0; round < ROUNDS; round++) {
   const fresh = [...distinct.values()];
   const first = rate(fresh, (q) => evaluateConnection(set, q), SECONDS, fresh.length);
   if (process.argv.includes('--first-only')) {
-    console.log(`first ${fmt(first)}/s over ${fresh.length} pairs`);
+    const mapGet = calibrateMapGet(workloads, SECONDS);
+    rounds.push({ first, mapGet, pairs: fresh.length });
+    console.log(`round ${round + 1}: first ${fmt(first)}/s over ${fresh.length} pairs, Map.get ${fmt(mapGet)}/s`);
     continue;
   }
   const cachedMb = (heap() - before) / 1024 / 1024;
 
   // Repeated decisions over a working set of 10,000 already-decided pairs.
   const hot = fresh.slice(0, 10_000);
+  for (const q of hot) evaluateConnection(set, q); // every pair decided once: only cache hits are timed
   const repeated = rate(hot, (q) => evaluateConnection(set, q), SECONDS);
 
   // HTTP requests (never cached: paths vary), for reference.
@@ -212,12 +138,16 @@ for (let round = 0; round < ROUNDS; round++) {
   }
   const updateUs = cpuMs(t2); // 1,000 updates: ms total = us each
 
-  rounds.push({ parseMs, compileMs, compiledMb, cachedMb, first, repeated, requests, naiveRate, updateUs, pairs: fresh.length });
-  console.log(`round ${round + 1}: compile ${compileMs.toFixed(0)} ms, first ${fmt(first)}/s, repeated ${fmt(repeated)}/s, naive ${fmt(naiveRate)}/s`);
+  const mapGet = calibrateMapGet(workloads, SECONDS);
+
+  rounds.push({ parseMs, compileMs, compiledMb, cachedMb, first, repeated, requests, naiveRate, updateUs, mapGet, pairs: fresh.length });
+  console.log(`round ${round + 1}: compile ${compileMs.toFixed(0)} ms, first ${fmt(first)}/s, repeated ${fmt(repeated)}/s, naive ${fmt(naiveRate)}/s, Map.get ${fmt(mapGet)}/s`);
 }
 
 const m = (k: string): number => median(rounds.map((r) => r[k]!));
-console.log(`
+if (process.argv.includes('--first-only')) {
+  console.log(`first decisions (new pair): median ${fmt(m('first'))}/s; Map.get calibration ${fmt(m('mapGet'))}/s; ratio ${(m('first') / m('mapGet') * 1000).toFixed(2)} per 1,000 Map.get`);
+} else console.log(`
 bench/policy — ${NAMESPACES * 5} policies x ${workloads.length} workloads, medians of 3 rounds (${process.version}; times and rates per CPU-second of this process)
   parse YAML (1,000 documents)     ${m('parseMs').toFixed(0)} ms
   compile + index                  ${m('compileMs').toFixed(0)} ms          target < 1,000 ms
@@ -228,4 +158,5 @@ bench/policy — ${NAMESPACES * 5} policies x ${workloads.length} workloads, med
   HTTP requests (L7, uncached)     ${fmt(m('requests'))}/s
   naive: scan every policy         ${fmt(m('naiveRate'))}/s     (baseline, same run)
   attribute update (one workload)  ${m('updateUs').toFixed(1)} us
+  calibration: Map.get (string)    ${fmt(m('mapGet'))}/s   first decisions = ${(m('first') / m('mapGet') * 1000).toFixed(2)} per 1,000 Map.get
 `);

@@ -9,10 +9,13 @@ import { workloadAttributeView } from '../identity/workload.js';
 import type { AttributeView } from '../identity/selector.js';
 import { PolicyError } from './errors.js';
 import { parseIp } from './match.js';
-import { compilePolicy, type CompiledPolicy, type PeerInfo } from './compiled.js';
+import { compilePolicy, SelectorMemo, SelectorTable, type CompiledPolicy, type MatchInput, type PeerInfo } from './compiled.js';
+import type { SelectorPredicate } from '../identity/selector.js';
+import type { RuleOutcome } from './verdicts.js';
 import type { Decision, PolicyHit, Verdict } from './decision.js';
-import { policyRef, type Policy, type PolicyWorkload } from './model.js';
+import { policyRef, type Policy, type PolicyAction, type PolicyWorkload } from './model.js';
 import { crossChecks, assertNoIssues } from './parse.js';
+import { ResultInterner } from './verdicts.js';
 
 /** The plain-data input of {@link compilePolicies}. */
 export interface PolicySetInput {
@@ -31,10 +34,53 @@ export interface AppliedPolicies {
   readonly processes: readonly CompiledPolicy[];
   readonly files: readonly CompiledPolicy[];
   readonly mtls: readonly CompiledPolicy[];
-  /** source key -> cached ingress verdicts for this policy class (see evaluateConnection). */
+  /**
+   * No longer filled (ADR 0024: per-class connection plans and the selector memo made the
+   * first-decision path cheaper than this cache's misses); kept so the shape stays compatible.
+   */
   readonly ingressCache: Map<string, PeerCacheEntry<IngressVerdicts>>;
   ingressCacheSize: number;
+  /**
+   * Connection plans of this class, by direction and packed port key (ADR 0024): built on first
+   * use, bounded like the caches.
+   */
+  plans?: Map<number, SidePlan>;
 }
+
+/**
+ * The policies of one class that can decide a connection on one port/protocol/phase, with only
+ * their usable rules whose operations match that port. Protection and dry-run flags depend only on
+ * the class, so they are computed here once; policies without a candidate rule are left out.
+ */
+export interface SidePlan {
+  readonly protectedE: boolean;
+  readonly protectedD: boolean;
+  readonly nonEnforce: boolean;
+  /** Candidate rules in policy order, then rule order; everything the loop needs in one record. */
+  readonly candidates: readonly PlanCandidate[];
+  /** The side result when no candidate matches (filled on first use). */
+  none: IngressVerdicts | undefined;
+}
+
+/** One candidate rule of a {@link SidePlan}. */
+export interface PlanCandidate {
+  /** Position of its policy in the class list (a policy's first matching rule decides). */
+  readonly policy: number;
+  readonly action: PolicyAction;
+  readonly enforce: boolean;
+  /** What the rule contributes when it matches (precomputed hit, verdicts, audit list). */
+  readonly outcome: RuleOutcome;
+  /** The single peer selector (checked through the peer's memo), or -1. */
+  readonly selectorId: number;
+  readonly selector: SelectorPredicate | undefined;
+  /** The peer check when not a single selector; undefined when the rule has no `from`/`to`. */
+  readonly peers: ((m: MatchInput) => boolean) | undefined;
+  /** The `when` check; undefined when the rule has none. */
+  readonly when: ((m: MatchInput) => boolean) | undefined;
+}
+
+/** Max connection plans kept per policy class (dropped whole when full, like the caches). */
+export const MAX_PLANS_PER_CLASS = 4096;
 
 /** What the ingress side of a connection decided (effective, audit, dry-run), for reuse. */
 export interface IngressVerdicts {
@@ -66,6 +112,17 @@ export class WorkloadEntry {
   applied: AppliedPolicies | undefined;
   /** source key (SPIFFE ID, address, or '' for unauthenticated) -> cached decisions */
   readonly cache = new Map<string, PeerCacheEntry>();
+  /**
+   * Decisions for known sources without an explicit address, keyed by one small integer:
+   * `source.cacheId * 64 + port slot` (ADR 0024). A source gets a fresh `cacheId` whenever its
+   * attributes change, so entries for its old attributes are never found again; the map is
+   * dropped when the set's epoch moves on (a workload added or removed) or when it is full.
+   */
+  fastCache: Map<number, Decision> | undefined;
+  fastCacheEpoch = 0;
+  /** This entry's key part in other entries' {@link fastCache}; changes with every attribute update. */
+  cacheId = 0;
+  /** Entries in {@link cache} and {@link fastCache} together. */
   cacheSize = 0;
 
   /** The addresses as given (the first one is the peer address rules see). */
@@ -75,6 +132,8 @@ export class WorkloadEntry {
     readonly spiffeId: string,
     readonly principal: string,
     identity: PolicyWorkload,
+    /** Number of interned peer selectors of the set (sizes the peer's selector memo). */
+    readonly selectorCount = 0,
   ) {
     this.ips = identity.ips;
     this.attrs = workloadAttributeView(identity);
@@ -88,12 +147,15 @@ export class WorkloadEntry {
     this.peer = makePeer(this, identity.ips?.[0]);
     this.applied = undefined;
     this.cache.clear();
+    this.fastCache = undefined;
     this.cacheSize = 0;
   }
 }
 
 function makePeer(w: WorkloadEntry, ip: string | undefined): PeerInfo {
   const ns = w.attrs['k8s.namespace'];
+  // A fresh memo with every new attribute view: outcomes remembered for old attributes are dropped.
+  const memo = w.selectorCount > 0 ? new SelectorMemo(w.selectorCount) : undefined;
   return Object.freeze({
     authenticated: true,
     spiffeId: w.spiffeId,
@@ -102,8 +164,13 @@ function makePeer(w: WorkloadEntry, ip: string | undefined): PeerInfo {
     attrs: w.attrs,
     known: true,
     ip: ip === undefined ? undefined : parseIp(ip),
+    ...(memo ? { memo } : {}),
   });
 }
+
+/** Fast cache keys are `cacheId * PORT_SLOTS + slot`, below 2^30: small integers for V8. */
+const PORT_SLOTS = 64;
+const MAX_CACHE_ID = 2 ** 24;
 
 /** Max cached decisions per destination before its cache is dropped (bounds memory under hostile peers). */
 export const MAX_CACHE_PER_DESTINATION = 65_536;
@@ -119,15 +186,29 @@ export class CompiledPolicySet {
   epoch = 1;
   readonly policies: readonly CompiledPolicy[];
   readonly workloads = new Map<string, WorkloadEntry>();
+  /** Shared side results and decisions of this set (see src/policy/verdicts.ts). */
+  readonly results = new ResultInterner();
   readonly #byIp = new Map<string, WorkloadEntry>();
   /** anchor key -> anchor value -> policies */
   readonly #anchored = new Map<string, Map<string, CompiledPolicy[]>>();
   readonly #unanchored: CompiledPolicy[] = [];
   /** Interned policy lists: key of policy positions -> shared object. */
   readonly #interned = new Map<string, AppliedPolicies>();
+  /** Distinct peer selectors of the policies (ids 0..n-1 for the per-peer memo). */
+  readonly #selectorCount: number;
+  /** Per policy (by order): the {@link applied} call that last visited it. */
+  readonly #stamps: Uint32Array;
+  #stampGen = 0;
+  /** Next {@link WorkloadEntry.cacheId}; ids stay below 2^24 so cache keys are small integers. */
+  #nextCacheId = 1;
+  /** Packed port key -> slot (0-63) in the fast cache keys; later port keys use the general cache. */
+  readonly #portSlots = new Map<number, number>();
 
   constructor(policies: readonly Policy[], workloads: readonly PolicyWorkload[]) {
-    this.policies = policies.map((p, i) => compilePolicy(p, i, policyRef(p)));
+    const selectors = new SelectorTable();
+    this.policies = policies.map((p, i) => compilePolicy(p, i, policyRef(p), selectors));
+    this.#selectorCount = selectors.size;
+    this.#stamps = new Uint32Array(this.policies.length);
     for (const p of this.policies) {
       if (!p.anchor) {
         this.#unanchored.push(p);
@@ -145,7 +226,8 @@ export class CompiledPolicySet {
   }
 
   #add(identity: PolicyWorkload): WorkloadEntry {
-    const entry = new WorkloadEntry(identity.spiffeId, identity.spiffeId.slice('spiffe://'.length), identity);
+    const entry = new WorkloadEntry(identity.spiffeId, identity.spiffeId.slice('spiffe://'.length), identity, this.#selectorCount);
+    entry.cacheId = this.#cacheId();
     this.workloads.set(identity.spiffeId, entry);
     this.#indexIps(entry, identity.ips);
     return entry;
@@ -174,6 +256,7 @@ export class CompiledPolicySet {
     this.version++;
     if (entry) {
       entry.reset(identity);
+      entry.cacheId = this.#cacheId();
       this.#indexIps(entry, identity.ips);
     } else {
       this.#add(identity);
@@ -187,6 +270,26 @@ export class CompiledPolicySet {
     if (!entry) throw new PolicyError('ERR_POLICY_WORKLOAD', `unknown workload ${spiffeId}`, { details: { spiffeId } });
     this.version++;
     entry.reset({ spiffeId, attributes, ips: entry.ips });
+    entry.cacheId = this.#cacheId();
+  }
+
+  /** A fresh cache id. When ids run out, every entry is renumbered and every cache invalidated. */
+  #cacheId(): number {
+    if (this.#nextCacheId >= MAX_CACHE_ID) {
+      this.#nextCacheId = 1;
+      this.epoch++;
+      for (const e of this.workloads.values()) e.cacheId = this.#nextCacheId++;
+    }
+    return this.#nextCacheId++;
+  }
+
+  /** The slot (0-63) of a packed port key in fast cache keys, or -1 once 64 are taken. */
+  portSlot(key: number): number {
+    const slot = this.#portSlots.get(key);
+    if (slot !== undefined) return slot;
+    if (this.#portSlots.size >= PORT_SLOTS) return -1;
+    this.#portSlots.set(key, this.#portSlots.size);
+    return this.#portSlots.size - 1;
   }
 
   removeWorkload(spiffeId: string): boolean {
@@ -203,20 +306,36 @@ export class CompiledPolicySet {
   /** The policies applying to a workload, computed from the subject index and cached on the entry. */
   applied(entry: WorkloadEntry): AppliedPolicies {
     if (entry.applied) return entry.applied;
-    const seen = new Set<CompiledPolicy>();
-    const candidates: CompiledPolicy[] = [...this.#unanchored];
+    // Each candidate policy is visited once (stamped with this call's generation) and its subject
+    // checked; bucket lists are in input order, so only a merge of several lists needs a sort.
+    if (++this.#stampGen === 0xffffffff) {
+      this.#stamps.fill(0);
+      this.#stampGen = 1;
+    }
+    const selected: CompiledPolicy[] = [];
+    let lists = this.#visit(this.#unanchored, entry, selected) ? 1 : 0;
     for (const [key, byValue] of this.#anchored) {
       const v = entry.attrs[key];
       if (v === undefined) continue;
-      const values = Array.isArray(v) ? (v as readonly string[]) : [typeof v === 'string' ? v : String(v)];
-      for (const value of values) for (const p of byValue.get(value) ?? []) if (!seen.has(p)) {
-        seen.add(p);
-        candidates.push(p);
-      }
+      if (Array.isArray(v)) {
+        for (const value of v as readonly string[]) if (this.#visit(byValue.get(value), entry, selected)) lists++;
+      } else if (this.#visit(byValue.get(typeof v === 'string' ? v : String(v)), entry, selected)) lists++;
     }
-    candidates.sort((a, b) => a.order - b.order);
-    const selected = candidates.filter((p) => p.subject(entry.spiffeId, entry.principal, entry.attrs));
+    if (lists > 1) selected.sort((a, b) => a.order - b.order);
     return (entry.applied = this.intern(selected));
+  }
+
+  /** Adds the policies of `list` not yet visited in this {@link applied} call whose subject selects `entry`. */
+  #visit(list: readonly CompiledPolicy[] | undefined, entry: WorkloadEntry, selected: CompiledPolicy[]): boolean {
+    if (list === undefined || list.length === 0) return false;
+    const gen = this.#stampGen;
+    for (let i = 0; i < list.length; i++) {
+      const p = list[i]!;
+      if (this.#stamps[p.order] === gen) continue;
+      this.#stamps[p.order] = gen;
+      if (p.subject(entry.spiffeId, entry.principal, entry.attrs)) selected.push(p);
+    }
+    return true;
   }
 
   /** The shared {@link AppliedPolicies} for a list of policies (in input order). */
@@ -238,7 +357,7 @@ export class CompiledPolicySet {
 
   /** An entry for a workload not in the table (attributes derived from its SPIFFE ID only); not stored. */
   transientEntry(spiffeId: string): WorkloadEntry {
-    return new WorkloadEntry(spiffeId, spiffeId.slice('spiffe://'.length), { spiffeId, attributes: {} });
+    return new WorkloadEntry(spiffeId, spiffeId.slice('spiffe://'.length), { spiffeId, attributes: {} }, this.#selectorCount);
   }
 }
 

@@ -9,6 +9,7 @@ import { compileSelector, selectorAnchor, type SelectorPredicate } from '../iden
 import { splitConditionKey, CONDITION_KEYS } from './fields.js';
 import { anyOf, cidrContains, compileGlob, compilePathPattern, compileStringPattern, parseCidr, portInRanges, type Cidr, type StringMatcher } from './match.js';
 import type { AccessRule, Condition, IpBlock, Operation, Peer, Policy, PolicyAction, PolicyMode, FileAccess, MtlsMode, Subject } from './model.js';
+import { ruleOutcome, type RuleOutcome } from './verdicts.js';
 
 /** What rules know about the other end of a connection. Built once per known workload. */
 export interface PeerInfo {
@@ -23,6 +24,56 @@ export interface PeerInfo {
   /** An identity (known or derived from its SPIFFE ID), not a bare address. */
   readonly known: boolean;
   readonly ip: Uint8Array | undefined;
+  /**
+   * Remembered outcomes of the set's peer selectors for this peer's attributes (ADR 0024). A
+   * peer view is rebuilt whenever its attributes change, so the memo can never be stale.
+   */
+  readonly memo?: SelectorMemo;
+}
+
+/**
+ * Per-peer memo of selector outcomes: 2 bits per interned selector id (0 unknown, 1 false,
+ * 2 true), allocated on first use. Ids come from the {@link SelectorTable} of one compiled set.
+ */
+export class SelectorMemo {
+  #bits: Uint32Array | undefined;
+  constructor(readonly size: number) {}
+
+  /** The outcome of selector `id` on `attrs`, computing and remembering it on first use. */
+  test(id: number, predicate: SelectorPredicate, attrs: AttributeView): boolean {
+    let bits = this.#bits;
+    if (bits === undefined) {
+      if (id >= this.size) return predicate(attrs);
+      bits = this.#bits = new Uint32Array((this.size + 15) >>> 4);
+    } else if (id >= this.size) return predicate(attrs);
+    const word = id >>> 4;
+    const shift = (id & 15) << 1;
+    const v = (bits[word]! >>> shift) & 3;
+    if (v !== 0) return v === 2;
+    const r = predicate(attrs);
+    bits[word] = bits[word]! | ((r ? 2 : 1) << shift);
+    return r;
+  }
+}
+
+/**
+ * Interns the peer selectors of a policy set: identical selectors (same requirements in the same
+ * order) share one id and one compiled predicate, so a peer's memo holds one outcome per distinct
+ * selector however many policies repeat it (`vuln.critical > 2` in every namespace).
+ */
+export class SelectorTable {
+  readonly #ids = new Map<string, { id: number; predicate: SelectorPredicate }>();
+
+  get size(): number {
+    return this.#ids.size;
+  }
+
+  intern(selector: Subject['selector']): { id: number; predicate: SelectorPredicate } {
+    const key = JSON.stringify(selector.requirements.map((r) => [r.key, r.operator, r.values]));
+    let known = this.#ids.get(key);
+    if (known === undefined) this.#ids.set(key, (known = { id: this.#ids.size, predicate: compileSelector(selector) }));
+    return known;
+  }
 }
 
 /** What rules know about an HTTP request (already normalised). */
@@ -51,6 +102,9 @@ export interface MatchInput {
 type Check = (m: MatchInput) => boolean;
 
 const TRUE: Check = () => true;
+
+/** The check of an absent part (no `from`, no `to`, no `when`): always matches. */
+export const MATCH_ALL: (m: MatchInput) => boolean = TRUE;
 
 function all(checks: Check[]): Check {
   if (checks.length === 0) return TRUE;
@@ -93,7 +147,7 @@ function httpCheck(check: (req: RequestInfo, m: MatchInput) => boolean): Check {
   return (m) => (m.req === undefined ? m.ignoreHttp : check(m.req, m));
 }
 
-export function compilePeer(peer: Peer): { check: Check; http: boolean } {
+export function compilePeer(peer: Peer, selectors?: SelectorTable): { check: Check; http: boolean } {
   const checks: Check[] = [];
   let http = false;
   if (peer.unauthenticated === true) checks.push((m) => !m.peer.authenticated);
@@ -115,8 +169,18 @@ export function compilePeer(peer: Peer): { check: Check; http: boolean } {
     checks.push((m) => !f(m.peer.namespace));
   }
   if (peer.selector) {
-    const f = compileSelector(peer.selector);
-    checks.push((m) => m.peer.known && m.peer.authenticated && f(m.peer.attrs));
+    if (selectors) {
+      const { id, predicate } = selectors.intern(peer.selector);
+      checks.push((m) => {
+        const p = m.peer;
+        if (!p.known || !p.authenticated) return false;
+        const memo = p.memo;
+        return memo === undefined ? predicate(p.attrs) : memo.test(id, predicate, p.attrs);
+      });
+    } else {
+      const f = compileSelector(peer.selector);
+      checks.push((m) => m.peer.known && m.peer.authenticated && f(m.peer.attrs));
+    }
   }
   if (peer.ipBlocks) {
     const f = compileBlocks(peer.ipBlocks);
@@ -304,20 +368,29 @@ export interface CompiledRule {
   readonly when: Check;
   /** The rule uses HTTP-only fields (methods, paths, hosts, headers, request principals, request.* keys). */
   readonly http: boolean;
+  /**
+   * Set when the rule's peers are exactly one selector (the common shape): the hot path then
+   * checks it through the peer's selector memo without calling {@link peers}. Same meaning.
+   */
+  readonly peerSelector?: { readonly id: number; readonly predicate: SelectorPredicate };
 }
 
-export function compileRule(rule: AccessRule, index: number): CompiledRule {
+export function compileRule(rule: AccessRule, index: number, selectors?: SelectorTable): CompiledRule {
   let http = false;
   const part = (items: readonly { check: Check; http: boolean }[] | undefined): Check => {
     if (items === undefined) return TRUE;
     for (const i of items) http ||= i.http;
-    return some(items.map((i) => i.check));
+    return items.length === 1 ? items[0]!.check : some(items.map((i) => i.check));
   };
-  const peers = part(rule.peers?.map(compilePeer));
+  const peers = part(rule.peers?.map((p) => compilePeer(p, selectors)));
   const operations = part(rule.operations?.map(compileOperation));
   const conds = rule.when?.map(compileCondition) ?? [];
   for (const c of conds) http ||= c.http;
-  return { index, peers, operations, when: all(conds.map((c) => c.check)), http };
+  const only = rule.peers?.length === 1 ? rule.peers[0]! : undefined;
+  const peerSelector = selectors && only?.selector && Object.keys(only).every((k) => k === 'selector' || (only as Record<string, unknown>)[k] === undefined)
+    ? selectors.intern(only.selector)
+    : undefined;
+  return { index, peers, operations, when: all(conds.map((c) => c.check)), http, ...(peerSelector ? { peerSelector } : {}) };
 }
 
 export interface CompiledRuntimeRule {
@@ -342,6 +415,8 @@ export interface CompiledPolicy {
   readonly processes: readonly CompiledRuntimeRule[] | undefined;
   readonly files: readonly CompiledRuntimeRule[] | undefined;
   readonly mtls: ((port: number) => MtlsMode) | undefined;
+  /** Per rule index (any direction or runtime list): the shared hit, verdicts and audit list. */
+  readonly outcomes: readonly RuleOutcome[];
 }
 
 function compileSubject(subject: Subject): CompiledPolicy['subject'] {
@@ -352,8 +427,15 @@ function compileSubject(subject: Subject): CompiledPolicy['subject'] {
 }
 
 /** Compiles one validated policy. Throws RangeError only on input that validation would reject. */
-export function compilePolicy(policy: Policy, order: number, ref: string): CompiledPolicy {
+export function compilePolicy(policy: Policy, order: number, ref: string, selectors?: SelectorTable): CompiledPolicy {
+  const action: PolicyAction = policy.kind === 'MutualTLSPolicy' ? 'ALLOW' : policy.action;
+  const ruleCount = policy.kind === 'AccessPolicy'
+    ? Math.max(policy.ingress?.length ?? 0, policy.egress?.length ?? 0)
+    : policy.kind === 'RuntimePolicy' ? Math.max(policy.processes?.length ?? 0, policy.files?.length ?? 0) : 0;
+  const outcomes: RuleOutcome[] = [];
+  for (let i = 0; i < ruleCount; i++) outcomes.push(ruleOutcome(ref, policy.kind, i, action, policy.mode));
   const base = {
+    outcomes,
     order,
     ref,
     kind: policy.kind,
@@ -368,8 +450,8 @@ export function compilePolicy(policy: Policy, order: number, ref: string): Compi
       return {
         ...base,
         action: policy.action,
-        ingress: policy.ingress?.map(compileRule),
-        egress: policy.egress?.map(compileRule),
+        ingress: policy.ingress?.map((r, i) => compileRule(r, i, selectors)),
+        egress: policy.egress?.map((r, i) => compileRule(r, i, selectors)),
         processes: undefined,
         files: undefined,
         mtls: undefined,

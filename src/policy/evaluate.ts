@@ -8,9 +8,10 @@
 import { PolicyError } from './errors.js';
 import { parseIp } from './match.js';
 import { normalizePath, type NormalizeOptions } from './path.js';
-import type { CompiledPolicy, CompiledRule, MatchInput, PeerInfo, RequestInfo } from './compiled.js';
-import { MAX_CACHE_PER_DESTINATION, type CompiledPolicySet, type IngressVerdicts, type PeerCacheEntry, type WorkloadEntry } from './compile.js';
+import { MATCH_ALL, type CompiledPolicy, type CompiledRule, type CompiledRuntimeRule, type MatchInput, type PeerInfo, type RequestInfo } from './compiled.js';
+import { MAX_CACHE_PER_DESTINATION, MAX_PLANS_PER_CLASS, type AppliedPolicies, type CompiledPolicySet, type PeerCacheEntry, type PlanCandidate, type SidePlan, type WorkloadEntry } from './compile.js';
 import { NO_HITS, type Decision, type PolicyHit, type Verdict } from './decision.js';
+import { makeVerdict, type RuleOutcome, type SideResult } from './verdicts.js';
 import type { Direction, FileAccess, MtlsMode, Transport } from './model.js';
 
 /** The source of a connection: an authenticated identity (optionally with its address), an address, or nothing. */
@@ -86,25 +87,17 @@ export interface PolicyTrace {
 const PROTOCOL_BITS: Record<Transport, number> = { TCP: 0, UDP: 1, SCTP: 2 };
 const PHASE_BITS: Record<Phase, number> = { tcp: 0, 'http-connect': 1, request: 2 };
 
-function verdict(allowed: boolean, reason: Verdict['reason'], direction: Direction | undefined, hit?: PolicyHit, detail?: string): Verdict {
-  const v: { -readonly [K in keyof Verdict]: Verdict[K] } = { allowed, reason };
-  if (direction) v.direction = direction;
-  if (hit) {
-    v.policy = hit.policy;
-    v.rule = hit.rule;
-    v.action = hit.action as 'ALLOW' | 'DENY';
-    v.mode = hit.mode;
-  }
-  if (detail) v.detail = detail;
-  return Object.freeze(v);
+/** port | protocol << 16 | phase << 18: the key of cached decisions and of connection plans. */
+function portKey(port: number, protocol: Transport, phase: Phase): number {
+  return port | (PROTOCOL_BITS[protocol] << 16) | (PHASE_BITS[phase] << 18);
 }
+
+const verdict = makeVerdict;
 
 const NOT_PROTECTED = { ingress: verdict(true, 'not-protected', 'ingress'), egress: verdict(true, 'not-protected', 'egress') };
 const DEFAULT_DENY = { ingress: verdict(false, 'default-deny', 'ingress'), egress: verdict(false, 'default-deny', 'egress') };
 const RUNTIME_DEFAULT_DENY = verdict(false, 'default-deny', undefined);
 const RUNTIME_NOT_PROTECTED = verdict(true, 'not-protected', undefined);
-
-type SideResult = IngressVerdicts;
 
 /** Where a connection decision is cached: source key, optional source address, packed port key. */
 interface CacheKeys {
@@ -172,26 +165,50 @@ function firstMatch(rules: readonly CompiledRule[], action: string, m: MatchInpu
   return -1;
 }
 
-function hitOf(p: CompiledPolicy, rule: number): PolicyHit {
-  return Object.freeze({ policy: p.ref, kind: p.kind, rule, action: p.action, mode: p.mode });
+/** What a runtime decision matches rules against. */
+interface RuntimeInput {
+  readonly path: string;
+  readonly sha256: string | undefined;
+  readonly access: FileAccess | undefined;
 }
 
-/** Shared decision logic for one side; `match` returns the first matching rule index or -1. */
+function firstRuntimeMatch(rules: readonly CompiledRuntimeRule[], kind: 'processes' | 'files', q: RuntimeInput, trace: RuleTrace[] | undefined): number {
+  for (const r of rules) {
+    const ok = r.match(q.path, q.sha256, q.access);
+    trace?.push(ok ? { index: r.index, matched: true } : { index: r.index, matched: false, failed: kind === 'files' ? 'access' : 'path' });
+    if (ok) return r.index;
+  }
+  return -1;
+}
+
+type DecideKind = 'ingress' | 'egress' | 'processes' | 'files';
+
+/**
+ * Shared decision logic for one side. Connections pass `m` (rules of `kind` ingress/egress are
+ * matched against it); runtime decisions pass `rt`. The outcome of a matching rule (hit, verdicts,
+ * audit list) is precomputed per policy, and the side result is interned on the set, so nothing
+ * is allocated unless several AUDIT rules match or a trace is requested.
+ */
 function decide(
+  set: CompiledPolicySet,
   policies: readonly CompiledPolicy[],
   direction: Direction | undefined,
-  match: (p: CompiledPolicy, trace: RuleTrace[] | undefined) => number,
+  kind: DecideKind,
+  m: MatchInput | undefined,
+  phase: Phase,
+  rt: RuntimeInput | undefined,
   traces: PolicyTrace[] | undefined,
   traceDirection: PolicyTrace['direction'],
 ): SideResult {
   let protectedE = false;
   let protectedD = false;
   let nonEnforce = false;
-  let denyE: PolicyHit | undefined;
-  let denyD: PolicyHit | undefined;
-  let allowE: PolicyHit | undefined;
-  let allowD: PolicyHit | undefined;
-  let audit: PolicyHit[] | undefined;
+  let denyE: RuleOutcome | undefined;
+  let denyD: RuleOutcome | undefined;
+  let allowE: RuleOutcome | undefined;
+  let allowD: RuleOutcome | undefined;
+  let audit: readonly PolicyHit[] = NO_HITS;
+  let auditShared = true;
   for (let i = 0; i < policies.length; i++) {
     const p = policies[i]!;
     const enforce = p.mode === 'enforce';
@@ -203,28 +220,146 @@ function decide(
       if (!traces && allowD && (allowE || !enforce)) continue;
     } else if (p.action === 'DENY' && !traces && denyD && (denyE || !enforce)) continue;
     const trace = traces ? ([] as RuleTrace[]) : undefined;
-    const idx = match(p, trace);
+    const idx = m !== undefined
+      ? firstMatch(kind === 'ingress' ? p.ingress! : p.egress!, p.action, m, phase, trace)
+      : firstRuntimeMatch(kind === 'processes' ? p.processes! : p.files!, kind as 'processes' | 'files', rt!, trace);
     if (traces) {
       const importedFrom = p.source.origin?.importedFrom;
       traces.push({ policy: p.ref, kind: p.kind, action: p.action, mode: p.mode, direction: traceDirection, ...(importedFrom ? { importedFrom } : {}), rules: trace! });
     }
     if (idx < 0) continue;
-    const hit = hitOf(p, idx);
+    const o = p.outcomes[idx]!;
     if (p.action === 'DENY') {
-      if (enforce && !denyE) denyE = hit;
-      if (!denyD) denyD = hit;
+      if (enforce && !denyE) denyE = o;
+      if (!denyD) denyD = o;
     } else if (p.action === 'ALLOW') {
-      if (enforce && !allowE) allowE = hit;
-      if (!allowD) allowD = hit;
-    } else if (enforce) (audit ??= []).push(hit);
+      if (enforce && !allowE) allowE = o;
+      if (!allowD) allowD = o;
+    } else if (enforce) {
+      if (audit.length === 0) audit = o.auditOnly;
+      else {
+        audit = [...audit, o.hit];
+        auditShared = false;
+      }
+    }
   }
   const effective = buildVerdict(direction, denyE, allowE, protectedE);
-  return { effective, audit: audit ?? NO_HITS, dryRun: nonEnforce ? buildVerdict(direction, denyD, allowD, protectedD) : undefined };
+  const dryRun = nonEnforce ? buildVerdict(direction, denyD, allowD, protectedD) : undefined;
+  return traces ? { effective, audit, dryRun } : set.results.side(effective, audit, dryRun, auditShared);
 }
 
-function buildVerdict(direction: Direction | undefined, deny: PolicyHit | undefined, allow: PolicyHit | undefined, prot: boolean): Verdict {
-  if (deny) return verdict(false, 'denied', direction, deny);
-  if (allow) return verdict(true, 'allowed', direction, allow);
+/** A stand-in peer for evaluating operations at plan time (operations never look at the peer). */
+const NO_PEER: PeerInfo = Object.freeze({ authenticated: false, spiffeId: '', principal: '', namespace: '', attrs: Object.freeze({}), known: false, ip: undefined });
+
+/**
+ * The plan for one side of a connection (phase tcp or http-connect) on one port key: usable rules
+ * whose operations match the port (without a request, operations depend only on port and
+ * protocol: HTTP-only fields count as matching), grouped by policy.
+ */
+function sidePlan(applied: AppliedPolicies, kind: 'ingress' | 'egress', port: number, protocol: Transport, phase: Phase, key: number): SidePlan {
+  const plans = (applied.plans ??= new Map());
+  const k = kind === 'ingress' ? key : -1 - key;
+  const known = plans.get(k);
+  if (known !== undefined) return known;
+  const stub: MatchInput = { peer: NO_PEER, port, protocol, req: undefined, ignoreHttp: true };
+  let protectedE = false;
+  let protectedD = false;
+  let nonEnforce = false;
+  const candidates: PlanCandidate[] = [];
+  const policies = applied[kind];
+  for (let i = 0; i < policies.length; i++) {
+    const p = policies[i]!;
+    const enforce = p.mode === 'enforce';
+    if (!enforce) nonEnforce = true;
+    if (p.action === 'ALLOW') {
+      protectedD = true;
+      if (enforce) protectedE = true;
+    }
+    // A non-enforced AUDIT policy records nothing: only its dry-run flag (above) matters.
+    if (p.action === 'AUDIT' && !enforce) continue;
+    for (const r of p[kind]!) {
+      if (!ruleUsable(r, p.action, phase) || !r.operations(stub)) continue;
+      candidates.push({
+        policy: i,
+        action: p.action,
+        enforce,
+        outcome: p.outcomes[r.index]!,
+        selectorId: r.peerSelector ? r.peerSelector.id : -1,
+        selector: r.peerSelector?.predicate,
+        peers: r.peerSelector || r.peers === MATCH_ALL ? undefined : r.peers,
+        when: r.when === MATCH_ALL ? undefined : r.when,
+      });
+    }
+  }
+  const plan: SidePlan = { protectedE, protectedD, nonEnforce, candidates, none: undefined };
+  if (plans.size >= MAX_PLANS_PER_CLASS) plans.clear();
+  plans.set(k, plan);
+  return plan;
+}
+
+/** A candidate's peers and conditions (its operations are known to match). */
+function candidateMatches(c: PlanCandidate, m: MatchInput): boolean {
+  const selector = c.selector;
+  if (selector !== undefined) {
+    const p = m.peer;
+    if (!p.known || !p.authenticated) return false;
+    const memo = p.memo;
+    if (!(memo === undefined ? selector(p.attrs) : memo.test(c.selectorId, selector, p.attrs))) return false;
+  } else if (c.peers !== undefined && !c.peers(m)) return false;
+  return c.when === undefined || c.when(m);
+}
+
+/**
+ * {@link decide} for a connection side through its plan (no trace): same outcome, fewer policies
+ * and rules visited, operations not re-checked.
+ */
+function decidePlanned(set: CompiledPolicySet, plan: SidePlan, direction: Direction, m: MatchInput): SideResult {
+  let denyE: RuleOutcome | undefined;
+  let denyD: RuleOutcome | undefined;
+  let allowE: RuleOutcome | undefined;
+  let allowD: RuleOutcome | undefined;
+  let audit: readonly PolicyHit[] = NO_HITS;
+  let auditShared = true;
+  let decided = -1;
+  const candidates = plan.candidates;
+  for (let i = 0; i < candidates.length; i++) {
+    const c = candidates[i]!;
+    // Only a policy's first matching rule counts.
+    if (c.policy === decided) continue;
+    const enforce = c.enforce;
+    if (c.action === 'ALLOW') {
+      if (allowD && (allowE || !enforce)) continue;
+    } else if (c.action === 'DENY' && denyD && (denyE || !enforce)) continue;
+    if (!candidateMatches(c, m)) continue;
+    decided = c.policy;
+    const o = c.outcome;
+    if (c.action === 'DENY') {
+      if (enforce && !denyE) denyE = o;
+      if (!denyD) denyD = o;
+    } else if (c.action === 'ALLOW') {
+      if (enforce && !allowE) allowE = o;
+      if (!allowD) allowD = o;
+    } else if (audit.length === 0) audit = o.auditOnly;
+    else {
+      audit = [...audit, o.hit];
+      auditShared = false;
+    }
+  }
+  if (decided < 0 && plan.none !== undefined) return plan.none;
+  const effective = buildVerdict(direction, denyE, allowE, plan.protectedE);
+  const dryRun = plan.nonEnforce ? buildVerdict(direction, denyD, allowD, plan.protectedD) : undefined;
+  const result = set.results.side(effective, audit, dryRun, auditShared);
+  if (decided < 0) plan.none = result;
+  return result;
+}
+
+function outcomeVerdict(o: RuleOutcome, direction: Direction | undefined): Verdict {
+  return direction === 'ingress' ? o.ingress : direction === 'egress' ? o.egress : o.runtime;
+}
+
+function buildVerdict(direction: Direction | undefined, deny: RuleOutcome | undefined, allow: RuleOutcome | undefined, prot: boolean): Verdict {
+  if (deny) return outcomeVerdict(deny, direction);
+  if (allow) return outcomeVerdict(allow, direction);
   if (!direction) return prot ? RUNTIME_DEFAULT_DENY : RUNTIME_NOT_PROTECTED;
   return prot ? DEFAULT_DENY[direction] : NOT_PROTECTED[direction];
 }
@@ -295,47 +430,35 @@ export function evaluateSides(
   phase: Phase,
   req: RequestInfo | undefined,
   traces?: PolicyTrace[],
-  keys?: CacheKeys,
 ): Decision {
   // Egress at the source, matched against the destination.
   let egress: SideResult | undefined;
   if (r.sourceEntry) {
     const m: MatchInput = { peer: r.destPeer, port, protocol, req, ignoreHttp: phase !== 'request' };
-    egress = decide(set.applied(r.sourceEntry).egress, 'egress', (p, t) => firstMatch(p.egress!, p.action, m, phase, t), traces, 'egress');
+    const applied = set.applied(r.sourceEntry);
+    egress = traces === undefined && phase !== 'request'
+      ? decidePlanned(set, sidePlan(applied, 'egress', port, protocol, phase, portKey(port, protocol, phase)), 'egress', m)
+      : decide(set, applied.egress, 'egress', 'egress', m, phase, undefined, traces, 'egress');
   }
   let ingress: SideResult | undefined;
   if (r.destEntry) {
     const applied = set.applied(r.destEntry);
-    // The ingress verdict depends only on the destination's policy class, the source and the
-    // port, so replicas of a service share it.
-    const cacheable = keys !== undefined && traces === undefined;
-    ingress = cacheable ? cacheGet(applied.ingressCache, keys.k1, keys.k2, keys.key, keys.peerVersion, set.epoch) : undefined;
-    if (!ingress) {
-      const m: MatchInput = { peer: r.sourcePeer, port, protocol, req, ignoreHttp: phase !== 'request' };
-      ingress = decide(applied.ingress, 'ingress', (p, t) => firstMatch(p.ingress!, p.action, m, phase, t), traces, 'ingress');
-      if (!r.sourcePeer.authenticated) {
-        const strictE = mtlsMode(applied, port, false) === 'STRICT';
-        const strictD = mtlsMode(applied, port, true) === 'STRICT';
-        const refused = verdict(false, 'mtls-required', 'ingress', undefined, `port ${port} requires mutual TLS`);
-        if (strictE || strictD) {
-          ingress = {
-            effective: strictE ? refused : ingress.effective,
-            audit: ingress.audit,
-            dryRun: strictD ? refused : (ingress.dryRun ?? (strictE ? ingress.effective : undefined)),
-          };
-        }
-      }
-      if (cacheable) {
-        if (applied.ingressCacheSize >= MAX_CACHE_PER_DESTINATION) {
-          applied.ingressCache.clear();
-          applied.ingressCacheSize = 0;
-        }
-        cachePut(applied.ingressCache, keys, set.epoch, ingress);
-        applied.ingressCacheSize++;
+    const m: MatchInput = { peer: r.sourcePeer, port, protocol, req, ignoreHttp: phase !== 'request' };
+    ingress = traces === undefined && phase !== 'request'
+      ? decidePlanned(set, sidePlan(applied, 'ingress', port, protocol, phase, portKey(port, protocol, phase)), 'ingress', m)
+      : decide(set, applied.ingress, 'ingress', 'ingress', m, phase, undefined, traces, 'ingress');
+    if (!r.sourcePeer.authenticated) {
+      const strictE = mtlsMode(applied, port, false) === 'STRICT';
+      const strictD = mtlsMode(applied, port, true) === 'STRICT';
+      if (strictE || strictD) {
+        const refused = set.results.mtlsRequired(port);
+        const effective = strictE ? refused : ingress.effective;
+        const dryRun = strictD ? refused : (ingress.dryRun ?? (strictE ? ingress.effective : undefined));
+        ingress = traces ? { effective, audit: ingress.audit, dryRun } : set.results.side(effective, ingress.audit, dryRun, ingress.audit.length <= 1);
       }
     }
   }
-  return combine(egress, ingress);
+  return traces ? combine(egress, ingress) : set.results.decision(egress, ingress, combine);
 }
 
 function pickVerdict(e: Verdict | undefined, i: Verdict | undefined): Verdict {
@@ -384,16 +507,38 @@ export function evaluateConnection(set: CompiledPolicySet, q: ConnectionQuery): 
   if (!dest) return evaluateSides(set, resolve(set, q.source, q.destination), q.port, protocol, phase, undefined);
   const src = q.source;
   const srcEntry = 'spiffeId' in src ? set.workloads.get(src.spiffeId) : undefined;
+  const key = portKey(q.port, protocol, phase);
+  const slot = srcEntry !== undefined && (src as { ip?: string }).ip === undefined ? set.portSlot(key) : -1;
+  if (slot >= 0) {
+    // A known identity (the common case): one small-integer key. The source's cacheId changes
+    // whenever its attributes change, so a stale entry can never be found again.
+    if (dest.fastCacheEpoch !== set.epoch) {
+      dest.fastCache = undefined;
+      dest.fastCacheEpoch = set.epoch;
+    }
+    const ck = srcEntry!.cacheId * 64 + slot;
+    const hit = dest.fastCache?.get(ck);
+    if (hit !== undefined) return hit;
+    const decision = evaluateSides(set, { sourcePeer: srcEntry!.peer, sourceEntry: srcEntry, destEntry: dest, destPeer: dest.peer }, q.port, protocol, phase, undefined);
+    if (dest.cacheSize >= MAX_CACHE_PER_DESTINATION) {
+      dest.cache.clear();
+      dest.fastCache = undefined;
+      dest.cacheSize = 0;
+    }
+    (dest.fastCache ??= new Map()).set(ck, decision);
+    dest.cacheSize++;
+    return decision;
+  }
   const k1 = 'spiffeId' in src ? src.spiffeId : 'ip' in src ? src.ip : '';
   const k2 = 'spiffeId' in src ? src.ip : undefined;
-  const key = q.port | (PROTOCOL_BITS[protocol] << 16) | (PHASE_BITS[phase] << 18);
   const peerVersion = srcEntry ? srcEntry.version : 0;
   const hit = cacheGet(dest.cache, k1, k2, key, peerVersion, set.epoch);
   if (hit) return hit;
   const keys: CacheKeys = { k1, k2, key, peerVersion };
-  const decision = evaluateSides(set, resolve(set, src, q.destination), q.port, protocol, phase, undefined, undefined, keys);
+  const decision = evaluateSides(set, resolve(set, src, q.destination), q.port, protocol, phase, undefined);
   if (dest.cacheSize >= MAX_CACHE_PER_DESTINATION) {
     dest.cache.clear();
+    dest.fastCache = undefined;
     dest.cacheSize = 0;
   }
   cachePut(dest.cache, keys, set.epoch, decision);
@@ -477,15 +622,7 @@ function runtimeDecision(
   if (p === undefined) return Object.freeze({ ...verdict(false, 'invalid-request', undefined, undefined, 'path must be absolute, without . or .. segments'), audit: NO_HITS });
   const entry = set.workloads.get(workload) ?? set.transientEntry(workload);
   const policies = set.applied(entry)[kind];
-  const side = decide(policies, undefined, (pol, trace) => {
-    const rules = pol[kind]!;
-    for (const r of rules) {
-      const ok = r.match(p, sha256, access);
-      trace?.push(ok ? { index: r.index, matched: true } : { index: r.index, matched: false, failed: kind === 'files' ? 'access' : 'path' });
-      if (ok) return r.index;
-    }
-    return -1;
-  }, traces, kind === 'processes' ? 'process' : 'file');
+  const side = decide(set, policies, undefined, kind, undefined, 'tcp', { path: p, sha256, access }, traces, kind === 'processes' ? 'process' : 'file');
   return Object.freeze({ ...side.effective, audit: side.audit, ...(side.dryRun ? { dryRun: side.dryRun } : {}) });
 }
 
