@@ -30,6 +30,14 @@ export interface ServerConfig {
   /** Scanner reports are larger than other bodies (a Trivy report of a big image is several MB). */
   readonly scanBodyLimitBytes: number;
   readonly watchHeartbeatMs: number;
+  /**
+   * Store maintenance, run as a singleton job (one replica per interval, see
+   * services/maintenance.ts): how often, how long change-log rows are kept for resuming
+   * watchers, and how long ingested events are kept.
+   */
+  readonly pruneIntervalMs: number;
+  readonly changeLogRetentionMs: number;
+  readonly eventRetentionMs: number;
   /** SPIFFE IDs whose client certificates (chaining to the Ward bundle) act as `admin`. */
   readonly adminSpiffeIds: readonly string[];
   /** The `attestors:` section (attestor name → options), validated by the platforms registry at start. */
@@ -53,6 +61,9 @@ export const SERVER_DEFAULTS = Object.freeze({
   bodyLimit: '1MiB',
   scanBodyLimit: '32MiB',
   watchHeartbeat: '15s',
+  pruneInterval: '1m',
+  changeLogRetention: '1h',
+  eventRetention: '30d',
 });
 
 /** Raw, unvalidated options as they come from flags or a config file. */
@@ -71,6 +82,9 @@ export interface RawServerOptions {
   bodyLimit?: unknown;
   scanBodyLimit?: unknown;
   watchHeartbeat?: unknown;
+  pruneInterval?: unknown;
+  changeLogRetention?: unknown;
+  eventRetention?: unknown;
   adminSpiffeIds?: unknown;
   attestors?: unknown;
   provenance?: unknown;
@@ -158,6 +172,9 @@ export function parseServerConfig(raw: RawServerOptions): ServerConfig {
     bodyLimitBytes,
     scanBodyLimitBytes,
     watchHeartbeatMs: duration(raw.watchHeartbeat, SERVER_DEFAULTS.watchHeartbeat, 'watchHeartbeat', 100),
+    pruneIntervalMs: duration(raw.pruneInterval, SERVER_DEFAULTS.pruneInterval, 'pruneInterval', 1000),
+    changeLogRetentionMs: duration(raw.changeLogRetention, SERVER_DEFAULTS.changeLogRetention, 'changeLogRetention', 60_000),
+    eventRetentionMs: duration(raw.eventRetention, SERVER_DEFAULTS.eventRetention, 'eventRetention', 3_600_000),
     adminSpiffeIds,
     attestors: structuredClone(attestors) as Record<string, unknown>,
     provenance: raw.provenance === undefined ? undefined : (structuredClone(raw.provenance) as Record<string, unknown>),

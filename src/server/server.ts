@@ -15,7 +15,6 @@ import { KeySealer } from '../pki/envelope.js';
 import { createMasterKeyProvider } from '../pki/keystore/index.js';
 import type { AttestationState } from '../platforms/attestor.js';
 import { BUILTIN_ATTESTORS, createAttestorRegistry } from '../platforms/registry.js';
-import { MemoryAttestationState } from '../platforms/state.js';
 import { openStore, type Store } from '../store/index.js';
 import { createApp } from './app.js';
 import type { ServerConfig } from './config.js';
@@ -28,6 +27,7 @@ import { registerAgentRoutes } from './routes/agent.js';
 import { createCaPort, issueServerCertificate, serverSpiffeId } from './services/ca.js';
 import { createPolicyPort } from './services/policies.js';
 import { RegistryView } from './services/registry-view.js';
+import { startPruneJob, type PruneJob } from './services/maintenance.js';
 import { createProvenancePort, createScanPort } from './services/scans.js';
 import { WatchHub } from './services/watch-hub.js';
 import { newAdminToken } from './auth/tokens.js';
@@ -39,7 +39,10 @@ export interface ServerDeps {
   readonly logger?: Logger;
   /** Scan-report parser; default the built-in Trivy/Grype/CycloneDX parsers. */
   readonly scans?: ScanPort;
-  /** One-time attestation state; default in-process memory (see docs/reference/server.md). */
+  /**
+   * One-time attestation state; default the store's (shared by replicas, kept across
+   * restarts). Tests may inject another implementation of the same contract.
+   */
   readonly attestation?: AttestationState;
 }
 
@@ -53,6 +56,8 @@ export interface RunningServer {
   /** The SPIFFE ID in the server's certificate (agents check it instead of a host name). */
   readonly serverSpiffeId: string;
   readonly context: ServerContext;
+  /** The store maintenance job (`runOnce` for tests and operators). */
+  readonly maintenance: PruneJob;
   /** Stops the listeners, the watch streams and the store; idempotent. */
   close(): Promise<void>;
 }
@@ -142,7 +147,7 @@ export async function startServer(deps: ServerDeps): Promise<RunningServer> {
     cleanups.push(() => hub.closeAll());
     const ctx: ServerContext = {
       config, clock, logger, store, ca: caPort, view, hub, attestors, nodeAttestors: NODE_ATTESTORS,
-      attestation: deps.attestation ?? new MemoryAttestationState(),
+      attestation: deps.attestation ?? store.attestation,
       policies: createPolicyPort(() => clock.now()),
       scans: deps.scans ?? createScanPort(config.scanBodyLimitBytes),
       provenance: createProvenancePort(config.provenance),
@@ -152,6 +157,10 @@ export async function startServer(deps: ServerDeps): Promise<RunningServer> {
       view.refresh().then(() => hub.changed(), (error: unknown) => logger.error({ err: error }, 'server: registry refresh failed'));
     });
     cleanups.push(unsubscribe);
+
+    // Store maintenance: one replica per interval prunes expired state (services/maintenance.ts).
+    const maintenance = startPruneJob({ store, clock, logger, config });
+    cleanups.push(() => maintenance.stop());
 
     // 4. the server's own certificate, re-issued at half-life
     const ttl = Math.min(config.agentSvidTtlMs, 24 * 3_600_000);
@@ -202,6 +211,7 @@ export async function startServer(deps: ServerDeps): Promise<RunningServer> {
       bundle: caPort.bundle(),
       serverSpiffeId: serverSpiffeId(config.trustDomain),
       context: ctx,
+      maintenance,
       close: () => (closing ??= closeAll()),
     };
   } catch (error) {

@@ -93,6 +93,24 @@ export interface JoinTokensTable {
   used_by: string | null;
 }
 
+/** One-time attestation credentials (join tokens): keyed by (kind, SHA-256 of the secret). */
+export interface AttestationCredentialsTable {
+  kind: string;
+  key_hash: string;
+  data: string;
+  created_at: number;
+  expires_at: number;
+  used_at: number | null;
+}
+
+/** One-time evidence already seen (EC2 instance ids, x509pop nonces), until it expires. */
+export interface AttestationConsumedTable {
+  kind: string;
+  key: string;
+  consumed_at: number;
+  expires_at: number;
+}
+
 export interface AdminTokensTable {
   token_hash: string;
   name: string;
@@ -157,6 +175,8 @@ export interface Database {
   provenance: ProvenanceTable;
   policies: PoliciesTable;
   join_tokens: JoinTokensTable;
+  attestation_credentials: AttestationCredentialsTable;
+  attestation_consumed: AttestationConsumedTable;
   admin_tokens: AdminTokensTable;
   revocations: RevocationsTable;
   audit_log: AuditLogTable;

@@ -187,9 +187,39 @@ function initial(dialect: Dialect): Migration {
   };
 }
 
+/** 0002: the attestors' one-time state (ADR 0051), shared by every replica and kept across restarts. */
+function attestationState(): Migration {
+  return {
+    async up(db: AnyDb): Promise<void> {
+      const s = db.schema;
+      await s.createTable('attestation_credentials')
+        .addColumn('kind', 'text', (c) => c.notNull())
+        .addColumn('key_hash', 'text', (c) => c.notNull())
+        .addColumn('data', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('expires_at', 'bigint', (c) => c.notNull())
+        .addColumn('used_at', 'bigint')
+        .addPrimaryKeyConstraint('attestation_credentials_pk', ['kind', 'key_hash'])
+        .execute();
+      await s.createIndex('attestation_credentials_expiry_idx').on('attestation_credentials').column('expires_at').execute();
+      await s.createTable('attestation_consumed')
+        .addColumn('kind', 'text', (c) => c.notNull())
+        .addColumn('key', 'text', (c) => c.notNull())
+        .addColumn('consumed_at', 'bigint', (c) => c.notNull())
+        .addColumn('expires_at', 'bigint', (c) => c.notNull())
+        .addPrimaryKeyConstraint('attestation_consumed_pk', ['kind', 'key'])
+        .execute();
+      await s.createIndex('attestation_consumed_expiry_idx').on('attestation_consumed').column('expires_at').execute();
+    },
+    async down(): Promise<void> {
+      throw new Error('Ward migrations are forward-only');
+    },
+  };
+}
+
 /** Migration name -> migration, in order. Names sort lexically in apply order. */
 export function migrations(dialect: Dialect): Record<string, Migration> {
-  return { '0001_initial': initial(dialect) };
+  return { '0001_initial': initial(dialect), '0002_attestation_state': attestationState() };
 }
 
 /**

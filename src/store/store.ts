@@ -18,11 +18,12 @@ import { systemClock, type Clock } from '../core/clock.js';
 import { silentLogger, type Logger } from '../core/logging.js';
 import type { Database } from './database.js';
 import { StoreError } from './errors.js';
-import { toStoreError } from './map-error.js';
+import { guard, toStoreError } from './map-error.js';
 import { migrateToLatest, type Dialect } from './migrations.js';
 import { NOTIFY_CHANNEL, Scope } from './scope.js';
 import { parseStoreUrl, type StoreLocation } from './url.js';
 import { AgentRepository, WorkloadRepository } from './repos/agents.js';
+import { AttestationStateRepository } from './repos/attestation.js';
 import { AttributeRepository } from './repos/attributes.js';
 import { AuditRepository } from './repos/audit.js';
 import { CaStateRepository } from './repos/ca-state.js';
@@ -53,6 +54,8 @@ export class Repositories {
   readonly images: ImageRepository;
   readonly policies: PolicyRepository;
   readonly joinTokens: JoinTokenRepository;
+  /** The attestors' one-time state (join tokens, replay records); see repos/attestation.ts. */
+  readonly attestation: AttestationStateRepository;
   readonly adminTokens: AdminTokenRepository;
   readonly revocations: RevocationRepository;
   readonly audit: AuditRepository;
@@ -68,6 +71,7 @@ export class Repositories {
     this.images = new ImageRepository(scope);
     this.policies = new PolicyRepository(scope);
     this.joinTokens = new JoinTokenRepository(scope);
+    this.attestation = new AttestationStateRepository(scope);
     this.adminTokens = new AdminTokenRepository(scope);
     this.revocations = new RevocationRepository(scope);
     this.audit = new AuditRepository(scope);
@@ -75,6 +79,9 @@ export class Repositories {
     this.changes = new ChangeRepository(scope);
   }
 }
+
+/** Outcome of {@link Store.singleton}: whether this caller ran the job, and what it returned. */
+export type SingletonRun<T> = { readonly ran: true; readonly result: T } | { readonly ran: false; readonly reason: 'locked' | 'recent' };
 
 /** Called with the newest resource version after a change commits (on any replica, for PostgreSQL). */
 export type ChangeListener = (latestVersion: number) => void;
@@ -116,6 +123,36 @@ export class Store extends Repositories {
   transaction<T>(fn: (tx: Repositories) => Promise<T>): Promise<T> {
     if (this.#closed) return Promise.reject(closedError());
     return this.#scope.atomic((s) => fn(new Repositories(s)), true);
+  }
+
+  /**
+   * Runs `fn` as a singleton job across every replica and process sharing the database: at most
+   * one caller runs `job` at a time, and none runs it again within `minIntervalMs` of the last
+   * run that committed (the last run time is kept in `store_meta`, so replicas ticking on their
+   * own timers share one schedule). PostgreSQL: a transaction-level advisory lock taken with
+   * `pg_try_advisory_xact_lock` (a replica that does not get it skips, never waits). SQLite:
+   * the transaction's BEGIN IMMEDIATE write lock. Everything `fn` writes commits with the
+   * last-run mark, or not at all.
+   */
+  singleton<T>(job: string, minIntervalMs: number, fn: (tx: Repositories) => Promise<T>): Promise<SingletonRun<T>> {
+    if (this.#closed) return Promise.reject(closedError());
+    if (!/^[a-z0-9._-]{1,64}$/.test(job)) return Promise.reject(new StoreError('ERR_STORE_INVALID', 'job: expected 1 to 64 of [a-z0-9._-]', { details: { field: 'job' } }));
+    const shared = this.#scope.shared;
+    const metaKey = `job.${job}.last_run`;
+    return guard(() => this.#db.transaction().execute(async (trx): Promise<SingletonRun<T>> => {
+      if (shared.dialect === 'postgres') {
+        const got = await sql<{ locked: boolean }>`select pg_try_advisory_xact_lock(hashtext(${`ward.job.${job}:`} || current_schema())) as locked`.execute(trx);
+        if (got.rows[0]?.locked !== true) return { ran: false, reason: 'locked' };
+      }
+      const now = shared.clock.now();
+      const last = await trx.selectFrom('store_meta').select('value').where('key', '=', metaKey).executeTakeFirst();
+      if (last !== undefined && now - Number(last.value) < minIntervalMs) return { ran: false, reason: 'recent' };
+      await trx.insertInto('store_meta').values({ key: metaKey, value: String(now) })
+        .onConflict((oc) => oc.column('key').doUpdateSet({ value: String(now) }))
+        .execute();
+      const result = await fn(new Repositories(new Scope(trx, shared, [])));
+      return { ran: true, result };
+    }));
   }
 
   /**

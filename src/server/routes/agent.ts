@@ -8,7 +8,7 @@ import type { AgentInfo, AttestResponse, EventIngestResponse, SvidResponse } fro
 import { encodeSse, encodeSseComment } from '../../api/sse.js';
 import { decodeBatchValue } from '../../events/codec.js';
 import type { AttributeSet } from '../../identity/attributes.js';
-import { IMAGE_DIGEST_RE } from '../../store/repos/agents.js';
+import { IMAGE_DIGEST_RE } from '../../store/index.js';
 import { PlatformError } from '../../platforms/errors.js';
 import { ServerError } from '../errors.js';
 import { afterChange, type ServerContext } from '../context.js';

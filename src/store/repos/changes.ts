@@ -56,6 +56,23 @@ export class ChangeRepository {
     });
   }
 
+  /**
+   * Drops log rows recorded before `cutoff` (ms since epoch), always keeping the newest one so
+   * `latest()` never moves backwards. Watchers further behind than the cutoff get `compacted`
+   * and resync in full, which is correct; only slower. Returns how many rows went.
+   */
+  async pruneOlderThan(cutoff: number): Promise<number> {
+    if (!Number.isSafeInteger(cutoff)) throw invalid('cutoff', 'expected an integer time in ms');
+    return this.#scope.atomic(async (s) => {
+      const newest = await s.db.selectFrom('change_log').select((eb) => eb.fn.max('version').as('m')).executeTakeFirst();
+      const old = await s.db.selectFrom('change_log').select((eb) => eb.fn.max('version').as('m')).where('at', '<', cutoff).executeTakeFirst();
+      if (old?.m === null || old?.m === undefined) return 0;
+      const through = Math.min(Number(old.m), Number(newest?.m ?? 0) - 1);
+      if (through < 1) return 0;
+      return new ChangeRepository(s).prune(through);
+    });
+  }
+
   /** Drops log rows up to and including `through`; watchers behind it get `compacted`. */
   async prune(through: number): Promise<number> {
     return this.#scope.atomic(async (s) => {

@@ -49,6 +49,16 @@ test('every bad value is ERR_CONFIG_INVALID naming its field', () => {
   assert.deepEqual(configCode(() => parseServerConfig({ dataDir: 'd', adminTls: 'yes' })), { code: 'ERR_CONFIG_INVALID', path: 'adminTls' });
 });
 
+test('store maintenance: prune interval and retentions, with defaults and lower bounds', () => {
+  const d = parseServerConfig({ dataDir: 'd' });
+  assert.deepEqual([d.pruneIntervalMs, d.changeLogRetentionMs, d.eventRetentionMs], [60_000, 3_600_000, 30 * 86_400_000]);
+  const c = parseServerConfig({ dataDir: 'd', pruneInterval: '5m', changeLogRetention: '2h', eventRetention: '7d' });
+  assert.deepEqual([c.pruneIntervalMs, c.changeLogRetentionMs, c.eventRetentionMs], [300_000, 7_200_000, 7 * 86_400_000]);
+  assert.deepEqual(configCode(() => parseServerConfig({ dataDir: 'd', pruneInterval: '100ms' })), { code: 'ERR_CONFIG_INVALID', path: 'pruneInterval' });
+  assert.deepEqual(configCode(() => parseServerConfig({ dataDir: 'd', changeLogRetention: '10s' })), { code: 'ERR_CONFIG_INVALID', path: 'changeLogRetention' });
+  assert.deepEqual(configCode(() => parseServerConfig({ dataDir: 'd', eventRetention: '1m' })), { code: 'ERR_CONFIG_INVALID', path: 'eventRetention' });
+});
+
 test('listen addresses: host:port, :port, port, [v6]:port; port 0 asks the OS', () => {
   assert.deepEqual(parseListen('0.0.0.0:0', 'x', 'h', 1), { host: '0.0.0.0', port: 0 });
   assert.deepEqual(parseListen(8080, 'x', 'h', 1), { host: 'h', port: 8080 });

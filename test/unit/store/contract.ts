@@ -452,4 +452,175 @@ export function storeContract(factory: HarnessFactory): void {
       await rejectsWith(s.onChange(() => undefined), 'ERR_STORE_UNAVAILABLE');
     }));
   });
+
+  describe('attestation state (AttestationState, ADR 0051)', () => {
+    const KIND = 'join_token';
+    const hash = (label: string) => createHash('sha256').update(label).digest('hex');
+
+    test('put then redeem once: redeemed with its data, then used; unknown stays unknown', withStore(async (h, store) => {
+      const key = hash('t1');
+      const expiresAt = h.clock.now() + 600_000;
+      await store.attestation.putCredential(KIND, key, { expiresAt, data: { 'host.name': 'vm-1', '@hash': key } });
+      const first = await store.attestation.redeemCredential(KIND, key, h.clock.now());
+      assert.deepEqual(first, { outcome: 'redeemed', record: { expiresAt, data: { 'host.name': 'vm-1', '@hash': key } } });
+      assert.ok(first.outcome === 'redeemed' && Object.isFrozen(first.record) && Object.isFrozen(first.record.data));
+      const again = await store.attestation.redeemCredential(KIND, key, h.clock.now());
+      assert.equal(again.outcome, 'used');
+      assert.ok(again.outcome === 'used' && again.record.data['host.name'] === 'vm-1');
+      assert.deepEqual(await store.attestation.redeemCredential(KIND, hash('never'), h.clock.now()), { outcome: 'unknown' });
+      // The kind is part of the key: the same hash under another kind is a different credential.
+      assert.deepEqual(await store.attestation.redeemCredential('x509pop', key, h.clock.now()), { outcome: 'unknown' });
+      const rows = await h.raw('select used_at from attestation_credentials');
+      assert.deepEqual(rows.map((r) => Number(r['used_at'])), [h.clock.now()]);
+    }));
+
+    test('a duplicate put is ERR_STORE_CONFLICT and leaves the first record intact', withStore(async (h, store) => {
+      const key = hash('dup');
+      await store.attestation.putCredential(KIND, key, { expiresAt: h.clock.now() + 1000, data: { a: '1' } });
+      await rejectsWith(store.attestation.putCredential(KIND, key, { expiresAt: h.clock.now() + 9000, data: { a: '2' } }), 'ERR_STORE_CONFLICT');
+      const got = await store.attestation.redeemCredential(KIND, key, h.clock.now());
+      assert.ok(got.outcome === 'redeemed');
+      assert.deepEqual(got.record, { expiresAt: h.clock.now() + 1000, data: { a: '1' } });
+    }));
+
+    test('bad input is ERR_STORE_INVALID, not a query', withStore(async (h, store) => {
+      await rejectsWith(store.attestation.putCredential('', hash('x'), { expiresAt: 1, data: {} }), 'ERR_STORE_INVALID');
+      await rejectsWith(store.attestation.putCredential(KIND, 'k'.repeat(513), { expiresAt: 1, data: {} }), 'ERR_STORE_INVALID');
+      await rejectsWith(store.attestation.putCredential(KIND, hash('x'), { expiresAt: 1.5, data: {} }), 'ERR_STORE_INVALID');
+      await rejectsWith(store.attestation.putCredential(KIND, hash('x'), { expiresAt: 1, data: { n: 1 as unknown as string } }), 'ERR_STORE_INVALID');
+      await rejectsWith(store.attestation.consumeOnce(KIND, '', h.clock.now()), 'ERR_STORE_INVALID');
+      await rejectsWith(store.attestation.redeemCredential(KIND, hash('x'), Number.NaN), 'ERR_STORE_INVALID');
+      assert.deepEqual(await h.raw('select kind from attestation_credentials'), []);
+    }));
+
+    test('an expired credential is still redeemed once (the caller judges expiry), then used', withStore(async (h, store) => {
+      const key = hash('late');
+      await store.attestation.putCredential(KIND, key, { expiresAt: h.clock.now() + 1000, data: {} });
+      h.clock.advance(5000);
+      const late = await store.attestation.redeemCredential(KIND, key, h.clock.now());
+      assert.ok(late.outcome === 'redeemed' && late.record.expiresAt < h.clock.now());
+      assert.equal((await store.attestation.redeemCredential(KIND, key, h.clock.now())).outcome, 'used');
+    }));
+
+    test('consumeOnce: true the first time only, per kind', withStore(async (h, store) => {
+      const exp = h.clock.now() + 60_000;
+      assert.equal(await store.attestation.consumeOnce('aws_iid', 'i-0abc', exp), true);
+      assert.equal(await store.attestation.consumeOnce('aws_iid', 'i-0abc', exp), false);
+      assert.equal(await store.attestation.consumeOnce('aws_iid', 'i-0abc', exp + 1), false);
+      assert.equal(await store.attestation.consumeOnce('x509pop', 'i-0abc', exp), true);
+      // A replay record past its expiry but not yet pruned still refuses (fail closed).
+      h.clock.advance(120_000);
+      assert.equal(await store.attestation.consumeOnce('aws_iid', 'i-0abc', h.clock.now() + 60_000), false);
+    }));
+
+    test('state survives reopening the store (a server restart) and is shared with another replica', withStore(async (h, store) => {
+      const key = hash('restart');
+      await store.attestation.putCredential(KIND, key, { expiresAt: h.clock.now() + 600_000, data: { 'host.name': 'vm-r' } });
+      assert.equal(await store.attestation.consumeOnce('aws_iid', 'i-restart', h.clock.now() + 600_000), true);
+      await store.close();
+      const reopened = await h.reopen();
+      const got = await reopened.attestation.redeemCredential(KIND, key, h.clock.now());
+      assert.ok(got.outcome === 'redeemed' && got.record.data['host.name'] === 'vm-r');
+      assert.equal(await reopened.attestation.consumeOnce('aws_iid', 'i-restart', h.clock.now() + 600_000), false);
+      const third = await h.reopen();
+      assert.equal((await third.attestation.redeemCredential(KIND, key, h.clock.now())).outcome, 'used');
+    }));
+
+    test('concurrent redeemers and consumers on two connections: exactly one wins each race', withStore(async (h, store) => {
+      const other = await h.peer();
+      for (let round = 0; round < 5; round++) {
+        const key = hash(`race-${round}`);
+        await store.attestation.putCredential(KIND, key, { expiresAt: h.clock.now() + 600_000, data: { round: String(round) } });
+        const redeemed = await Promise.all(Array.from({ length: 12 }, (_, i) => (i % 2 === 0 ? store : other).attestation.redeemCredential(KIND, key, h.clock.now())));
+        assert.equal(redeemed.filter((r) => r.outcome === 'redeemed').length, 1, `round ${round}: redeemed`);
+        assert.equal(redeemed.filter((r) => r.outcome === 'used').length, 11, `round ${round}: used`);
+        const consumed = await Promise.all(Array.from({ length: 12 }, (_, i) => (i % 2 === 0 ? store : other).attestation.consumeOnce('aws_iid', `i-${round}`, h.clock.now() + 1000)));
+        assert.equal(consumed.filter(Boolean).length, 1, `round ${round}: consumeOnce`);
+      }
+    }));
+
+    test('pruneExpired drops only expired records; a pruned credential is unknown', withStore(async (h, store) => {
+      const now = h.clock.now();
+      await store.attestation.putCredential(KIND, hash('old'), { expiresAt: now + 1000, data: {} });
+      await store.attestation.putCredential(KIND, hash('new'), { expiresAt: now + 10_000, data: {} });
+      await store.attestation.consumeOnce('aws_iid', 'i-old', now + 1000);
+      await store.attestation.consumeOnce('aws_iid', 'i-new', now + 10_000);
+      h.clock.advance(1001);
+      assert.deepEqual(await store.attestation.pruneExpired(), { credentials: 1, consumed: 1 });
+      assert.deepEqual(await store.attestation.redeemCredential(KIND, hash('old'), h.clock.now()), { outcome: 'unknown' });
+      assert.equal((await store.attestation.redeemCredential(KIND, hash('new'), h.clock.now())).outcome, 'redeemed');
+      assert.equal(await store.attestation.consumeOnce('aws_iid', 'i-new', now + 10_000), false);
+      assert.deepEqual(await store.attestation.pruneExpired(), { credentials: 0, consumed: 0 });
+    }));
+
+    test('no secret is stored: only the keys and data the attestor hands over', withStore(async (h, store) => {
+      const secret = newSecretToken();
+      await store.attestation.putCredential(KIND, hash(secret), { expiresAt: h.clock.now() + 1000, data: { '@hash': hash(secret) } });
+      const dump = JSON.stringify(await h.raw('select * from attestation_credentials'));
+      assert.ok(!dump.includes(secret));
+    }));
+  });
+
+  describe('maintenance', () => {
+    // peer(): another replica on PostgreSQL; on SQLite the same store (one process per file,
+    // ADR 0032; the cross-process case is in sqlite-multiprocess.test.ts).
+    test('singleton: one run per interval across replicas; the last-run mark is shared', withStore(async (h, store) => {
+      const other = await h.peer();
+      let runs = 0;
+      const job = async () => { runs++; return runs; };
+      const [a, b] = await Promise.all([store.singleton('prune', 60_000, job), other.singleton('prune', 60_000, job)]);
+      assert.equal([a, b].filter((r) => r.ran).length, 1);
+      assert.equal(runs, 1);
+      assert.deepEqual(await other.singleton('prune', 60_000, job), { ran: false, reason: 'recent' });
+      h.clock.advance(60_000);
+      assert.deepEqual(await other.singleton('prune', 60_000, job), { ran: true, result: 2 });
+      // Another job name has its own schedule.
+      assert.equal((await store.singleton('other-job', 60_000, job)).ran, true);
+      await rejectsWith(store.singleton('Bad Name', 1, job), 'ERR_STORE_INVALID');
+    }));
+
+    test('singleton: a replica that finds the job running skips instead of waiting (postgres) or runs after it (sqlite)', withStore(async (h, store) => {
+      const other = await h.peer();
+      let release!: () => void;
+      const gate = new Promise<void>((r) => { release = r; });
+      let entered!: () => void;
+      const inside = new Promise<void>((r) => { entered = r; });
+      const first = store.singleton('prune', 0, async () => { entered(); await gate; return 'first'; });
+      await inside;
+      const second = other.singleton('prune', 0, async () => 'second');
+      if (h.name === 'postgres') {
+        assert.deepEqual(await second, { ran: false, reason: 'locked' });
+        release();
+        assert.deepEqual(await first, { ran: true, result: 'first' });
+      } else {
+        // One writer per SQLite file: the second waits for the write lock, then runs.
+        setTimeout(release, 50);
+        assert.deepEqual(await first, { ran: true, result: 'first' });
+        assert.deepEqual(await second, { ran: true, result: 'second' });
+      }
+    }));
+
+    test('singleton: a failing job rolls back its writes and its last-run mark', withStore(async (h, store) => {
+      await assert.rejects(store.singleton('prune', 60_000, async (tx) => {
+        await tx.attestation.putCredential('join_token', 'k'.repeat(64), { expiresAt: h.clock.now() + 1, data: {} });
+        throw new Error('boom');
+      }));
+      assert.deepEqual(await h.raw('select kind from attestation_credentials'), []);
+      assert.equal((await store.singleton('prune', 60_000, async () => 'ok')).ran, true);
+    }));
+
+    test('change log: pruneOlderThan drops old rows but always keeps the newest', withStore(async (h, store) => {
+      await store.policies.put({ name: 'a', yaml: '', parsed: {} });
+      await store.policies.put({ name: 'b', yaml: '', parsed: {} });
+      h.clock.advance(10_000);
+      await store.policies.put({ name: 'c', yaml: '', parsed: {} });
+      const latest = await store.changes.latest();
+      assert.equal(await store.changes.pruneOlderThan(h.clock.now() - 5000), 2);
+      assert.deepEqual((await store.changes.since(latest - 1)).changes.map((c) => c.version), [latest]);
+      assert.equal((await store.changes.since(0)).compacted, true);
+      h.clock.advance(10_000);
+      assert.equal(await store.changes.pruneOlderThan(h.clock.now()), 0, 'the newest row stays');
+      assert.equal(await store.changes.latest(), latest);
+    }));
+  });
 }

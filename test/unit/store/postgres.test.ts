@@ -123,7 +123,7 @@ test('postgres: three replicas opening a fresh schema at once migrate it exactly
     await stores[0]!.policies.put({ name: 'p', yaml: '', parsed: {} });
     assert.equal((await stores[2]!.policies.get('p'))?.version, 1);
     const rows = await c.query(`select name from ${schema}.ward_migrations`);
-    assert.deepEqual(rows.rows.map((r: { name: string }) => r.name), ['0001_initial']);
+    assert.deepEqual(rows.rows.map((r: { name: string }) => r.name), ['0001_initial', '0002_attestation_state']);
   } finally {
     for (const s of stores) await s.close();
     await c.query(`drop schema if exists ${schema} cascade`);
