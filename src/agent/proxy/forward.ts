@@ -4,6 +4,7 @@
  */
 import type { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
+import { watchIdle } from './idle.js';
 
 export interface ForwardResult {
   readonly bytesIn: number;
@@ -28,14 +29,14 @@ export function splice(down: Socket, up: Socket, idleTimeoutMs: number, done: (r
   for (const s of [down, up] as Duplex[]) {
     s.on('error', destroyBoth);
   }
-  down.setTimeout(idleTimeoutMs, destroyBoth);
-  up.setTimeout(idleTimeoutMs, destroyBoth);
+  const unwatch = watchIdle([down, up], idleTimeoutMs, destroyBoth);
   down.setNoDelay(true);
   up.setNoDelay(true);
   let closed = 0;
   const onClose = (): void => {
     closed += 1;
     if (closed === 1) {
+      unwatch();
       // The other side gets a short grace to flush, then goes too.
       setTimeout(destroyBoth, 1000).unref();
     }
@@ -43,7 +44,20 @@ export function splice(down: Socket, up: Socket, idleTimeoutMs: number, done: (r
   };
   down.once('close', onClose);
   up.once('close', onClose);
-  down.pipe(up);
-  up.pipe(down);
+  relay(down, up);
+  relay(up, down);
   down.resume();
+}
+
+/**
+ * One direction of a splice: `data` → `write`, backpressure by pause/resume, end → half-close.
+ * Lighter than `pipe()` (no per-chunk stream bookkeeping); listeners are per connection, not
+ * per chunk.
+ */
+function relay(from: Socket, to: Socket): void {
+  from.on('data', (chunk: Buffer) => {
+    if (!to.write(chunk)) from.pause();
+  });
+  to.on('drain', () => from.resume());
+  from.once('end', () => to.end());
 }

@@ -8,27 +8,19 @@
 import { createServer as createHttp1Server, type IncomingMessage, type Server as Http1Server, type ServerResponse } from 'node:http';
 import { createServer as createHttp2Server, type Http2Server, type Http2ServerRequest, type Http2ServerResponse } from 'node:http2';
 import type { Socket } from 'node:net';
-import type { ConnectionContext } from '../authorizer.js';
-import type { LiveConnection } from '../live-connections.js';
 import type { InboundDeps, InboundPortConfig } from '../inbound-config.js';
 import { AppClient } from './app-client.js';
 import { requestHeadersForApp, responseHeadersForCaller } from './headers.js';
 import type { JwtVerifier } from './jwt.js';
 import { normalizeRequestTarget } from './normalize-path.js';
 import { IDENTITY_HEADER, identityHeaderValue } from './xfcc.js';
+import type { HeadField } from './h1-wire.js';
+import type { VerifiedConnection } from './verified.js';
+import { AppPool, LeanH1Connection, type Decided, type LeanHost } from './lean-h1.js';
 
 export type { JwtVerifier };
 
-export interface VerifiedConnection {
-  readonly ctx: ConnectionContext;
-  readonly live: LiveConnection;
-  /** Undefined for plaintext callers on PERMISSIVE ports. */
-  readonly spiffeId: string | undefined;
-  readonly fingerprint256: string | undefined;
-  readonly serial: string | undefined;
-  /** The identity header value, computed once per connection. */
-  identityHeader?: string;
-}
+export type { VerifiedConnection };
 
 const CONN: unique symbol = Symbol('ward.verifiedConnection');
 type Tagged = Socket & { [CONN]?: VerifiedConnection };
@@ -60,6 +52,10 @@ export class HttpInbound {
   readonly #identity: string;
   readonly #allowed;
   readonly #denied;
+  /** The lean HTTP/1.1 path (ADR 0043), for HTTP/1.1 callers of HTTP/1.1 apps. */
+  readonly #lean: LeanHost | undefined;
+  readonly #pool: AppPool | undefined;
+  readonly #leanSockets = new Set<Socket>();
 
   constructor(
     private readonly config: InboundPortConfig,
@@ -100,6 +96,65 @@ export class HttpInbound {
     }, (req, res) => void this.#handle(req, res, true));
     this.#h2.setTimeout(limits.idleTimeoutMs);
     this.#h2.on('sessionError', () => undefined);
+    if (config.appProtocol === 'http1') {
+      this.#pool = new AppPool(config.appHost, config.appPort);
+      this.#lean = {
+        maxHeaderBytes: limits.maxHeaderBytes,
+        headersTimeoutMs: limits.headersTimeoutMs,
+        requestTimeoutMs: limits.requestTimeoutMs,
+        keepAliveMs: Math.min(limits.idleTimeoutMs, 60_000),
+        decide: (verified, method, target, host, fields, started) => this.#decideLean(verified, method, target, host, fields, started),
+        recordAllowed: (verified, method, path, status, policy, started) => this.#recordRequest(verified, method, path, status, 'allowed', policy, undefined, started),
+        malformed: () => this.#denied.inc(),
+        fallback: (socket, pending) => {
+          socket.pause();
+          if (pending !== undefined) socket.unshift(pending);
+          this.#h1.emit('connection', socket);
+          socket.resume();
+        },
+      };
+    }
+  }
+
+  #decideLean(verified: VerifiedConnection, method: string, target: string, host: string, fields: readonly HeadField[], started: number): Decided | Promise<Decided> {
+    const { live, authorizers, trust } = this.deps;
+    if (verified.live.epoch !== live.epoch) {
+      const reason = live.verdict(verified.live);
+      if (reason !== undefined) return this.#leanDeny(verified, method, '', reason, 'connection', started, true);
+      verified.live.epoch = live.epoch;
+    }
+    const t = normalizeRequestTarget(target);
+    if (!t.ok) return this.#leanDeny(verified, method, '', 'ERR_AGENT_BAD_REQUEST', 'none', started, true);
+    const headers: Record<string, string | string[] | undefined> = {};
+    for (const f of fields) {
+      if (f.name === IDENTITY_HEADER) continue;
+      const prev = headers[f.name];
+      if (prev === undefined) headers[f.name] = f.value;
+      else if (f.name === 'set-cookie') headers[f.name] = Array.isArray(prev) ? [...prev, f.value] : [prev, f.value];
+      else headers[f.name] = `${prev as string}, ${f.value}`;
+    }
+    const finish = (claims: Record<string, unknown> | undefined): Decided => {
+      const decision = authorizers.current.authorizeRequest({ connection: verified.ctx, method, path: t.path, host, headers, jwtClaims: claims });
+      if (!decision.allow) return this.#leanDeny(verified, method, t.path, 'ERR_AGENT_REQUEST_DENIED', decision.reference, started, false);
+      this.#allowed.inc();
+      const identity = verified.spiffeId === undefined ? null : verified.identityHeader ??= identityHeaderValue(trust.spiffeId, verified.spiffeId, verified.fingerprint256);
+      return { allow: true, path: t.path, query: t.query, identity, policy: decision.reference };
+    };
+    const authorization = headers.authorization;
+    const jwt = this.deps.jwt;
+    if (jwt !== undefined && typeof authorization === 'string' && authorization.length > 7 && authorization.slice(0, 7).toLowerCase() === 'bearer ') {
+      return jwt.verify(authorization.slice(7).trim()).then((claims) => claims === undefined
+        ? this.#leanDeny(verified, method, t.path, 'ERR_AGENT_JWT_INVALID', 'none', started, false)
+        : finish(claims));
+    }
+    return finish(undefined);
+  }
+
+  #leanDeny(verified: VerifiedConnection, method: string, path: string, code: string, reference: string, started: number, closeAfter: boolean): Decided {
+    this.#denied.inc();
+    const status = STATUS_FOR[code] ?? 403;
+    this.#recordRequest(verified, method, path, status, 'denied', reference, code, started);
+    return { allow: false, code, status, closeAfter: closeAfter || status === 400 };
   }
 
   /** Hands over an authorized connection. */
@@ -107,12 +162,19 @@ export class HttpInbound {
     (socket as Tagged)[CONN] = verified;
     socket.setNoDelay(true);
     if ((socket as Socket & { alpnProtocol?: string | false }).alpnProtocol === 'h2') this.#h2.emit('connection', socket);
-    else this.#h1.emit('connection', socket);
+    else if (this.#lean !== undefined && this.#pool !== undefined) {
+      this.#leanSockets.add(socket);
+      socket.once('close', () => this.#leanSockets.delete(socket));
+      new LeanH1Connection(socket, verified, this.#lean, this.#pool).start();
+      return;
+    } else this.#h1.emit('connection', socket);
     socket.resume();
   }
 
   async close(): Promise<void> {
     this.#app.close();
+    this.#pool?.close();
+    for (const s of this.#leanSockets) s.destroy();
     this.#h1.closeAllConnections();
     await Promise.all([
       new Promise<void>((r) => this.#h1.close(() => r())),
