@@ -19,4 +19,5 @@ export const commandLoaders: Readonly<Record<string, () => Promise<CommandRegist
   delete: async () => (await import('./delete/index.js')).registerDelete,
   token: async () => (await import('./token/index.js')).registerToken,
   scan: async () => (await import('./scan/index.js')).registerScan,
+  demo: async () => (await import('./demo/index.js')).registerDemo,
 };

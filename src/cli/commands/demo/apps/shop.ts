@@ -33,13 +33,13 @@ export function parseUpstreams(text: string | undefined): Upstreams {
 }
 
 /** Calls a dependency; network failures become 502 so the caller can show them. */
-function call(upstreams: Upstreams, service: string, method: string, path: string, body?: unknown): Promise<Reply> {
+function call(upstreams: Upstreams, service: string, method: string, path: string, body?: unknown, extraHeaders: Readonly<Record<string, string>> = {}): Promise<Reply> {
   const base = upstreams[service];
   if (base === undefined) return Promise.resolve({ status: 502, body: { error: `no upstream configured for ${service}` } });
   const url = new URL(path, `${base}/`);
   const payload = body === undefined ? undefined : JSON.stringify(body);
   return new Promise((resolve) => {
-    const req = request(url, { method, headers: payload ? { 'content-type': 'application/json' } : {}, timeout: 5_000 }, (res) => {
+    const req = request(url, { method, headers: { ...extraHeaders, ...(payload ? { 'content-type': 'application/json' } : {}) }, timeout: 5_000 }, (res) => {
       let text = '';
       res.setEncoding('utf8');
       res.on('data', (d: string) => (text += d));
@@ -91,8 +91,14 @@ export function shopHandler(role: ShopRole, upstreams: Upstreams) {
       } else if (role === 'web' && route === 'POST /checkout') {
         reply = await call(upstreams, 'orders', 'POST', '/v1/orders', { sku: 'sku-1', amount: 42 });
       } else if (role === 'web' && route === 'GET /debug/fetch') {
-        // The SSRF hole: fetches any configured service and path on the caller's behalf.
-        reply = await call(upstreams, url.searchParams.get('service') ?? '', url.searchParams.get('method') ?? 'GET', url.searchParams.get('path') ?? '/');
+        // The SSRF hole: fetches any configured service and path on the caller's behalf, even
+        // passing along an identity header the caller chose (`xfcc`).
+        const xfcc = url.searchParams.get('xfcc');
+        reply = await call(upstreams, url.searchParams.get('service') ?? '', url.searchParams.get('method') ?? 'GET', url.searchParams.get('path') ?? '/', undefined, xfcc === null ? {} : { 'x-forwarded-client-cert': xfcc });
+      } else if (role === 'web' && route === 'POST /admin/refund-all') {
+        reply = await call(upstreams, 'orders', 'POST', '/v1/refund-all');
+      } else if (role === 'web' && route === 'GET /whoami') {
+        reply = { status: 200, body: { caller } };
       } else if (role === 'orders' && route === 'GET /v1/orders') reply = { status: 200, body: { orders: [{ id: 1, sku: 'sku-1' }], caller } };
       else if (role === 'orders' && route === 'POST /v1/orders') {
         const reserve = await call(upstreams, 'legacy-inventory', 'POST', '/v1/reserve', { sku: 'sku-1' });

@@ -1,0 +1,118 @@
+/**
+ * The agent in control-plane mode: the same proxy layers as static mode (src/agent/agent.ts),
+ * with identity and policy from the server instead of files. Builds, in order: the control
+ * plane (attest, sync, workload SVID), TLS state, the policy authorizer, metrics, the event
+ * spool shipping to the server, inbound listeners, outbound upstreams, HTTP proxy, admin.
+ *
+ * Readiness (`/readyz`) is false while the SVID is outside its validity window or the agent
+ * failed closed.
+ */
+import { readFile } from 'node:fs/promises';
+import type { Clock } from '../../core/clock.js';
+import type { Logger } from '../../core/logging.js';
+import { AdminServer, registryMetrics } from '../admin.js';
+import { notReady } from '../agent.js';
+import type { AgentConfig } from '../config.js';
+import { AgentMetrics } from '../metrics.js';
+import type { OutboundTarget } from '../policy-authorizer.js';
+import { AuthorizerHolder } from '../proxy/authorizer.js';
+import { HttpProxyListener } from '../proxy/http-proxy.js';
+import { createJwtVerifier, type JwtVerifier } from '../proxy/http/jwt.js';
+import { InboundListener } from '../proxy/inbound.js';
+import { LiveConnections } from '../proxy/live-connections.js';
+import { OutboundListener } from '../proxy/outbound.js';
+import { TrustState } from '../proxy/trust.js';
+import { EventSpool } from '../spool/spool.js';
+import { ControlPlane, type ControlPlaneOptions } from './controller.js';
+
+/** The proxy part of the agent configuration (identity files and policy directory are not used). */
+export type ProxyConfig = Pick<AgentConfig, 'inbound' | 'outbound' | 'httpProxy' | 'jwt' | 'admin' | 'limits'> & {
+  /** Spool directory (events survive restarts and outages here); maxBytes bounds it. */
+  readonly spool: { readonly dir: string; readonly maxBytes: number };
+};
+
+export type ControlOptions = Omit<ControlPlaneOptions, 'clock' | 'logger' | 'authorizerOptions'>;
+
+export interface ControlledAgent {
+  readonly control: ControlPlane;
+  readonly trust: TrustState;
+  readonly authorizers: AuthorizerHolder;
+  readonly metrics: AgentMetrics;
+  readonly spool: EventSpool;
+  readonly ports: { readonly inbound: readonly number[]; readonly outbound: readonly number[]; readonly httpProxy: number | undefined; readonly admin: number | undefined };
+  stop(): Promise<void>;
+}
+
+/** Outbound targets for the authorizer: the first allowed SPIFFE ID names the service's identity. */
+export function outboundTargets(config: Pick<AgentConfig, 'outbound'>, httpServices: ReadonlySet<string> | 'all' = 'all'): Map<string, OutboundTarget> {
+  const out = new Map<string, OutboundTarget>();
+  for (const up of config.outbound) {
+    const id = up.allowedIds.find((i) => !i.endsWith('*'));
+    if (id !== undefined) out.set(up.name, { spiffeId: id, port: up.port, http: httpServices === 'all' || httpServices.has(up.name) });
+  }
+  return out;
+}
+
+export async function startControlledAgent(proxy: ProxyConfig, control: ControlOptions, deps: { clock: Clock; logger: Logger }): Promise<ControlledAgent> {
+  const { clock, logger } = deps;
+  const authorizerOptions = { httpPorts: proxy.inbound.filter((p) => p.protocol === 'http').map((p) => p.port), outbound: outboundTargets(proxy) };
+  const cp = await ControlPlane.connect({ ...control, clock, logger, authorizerOptions });
+  const closers: (() => Promise<void>)[] = [];
+  let spool: EventSpool | undefined;
+  try {
+    const trust = new TrustState(cp.material);
+    const authorizers = new AuthorizerHolder();
+    cp.attach(trust, authorizers);
+    const metrics = new AgentMetrics();
+    const live = new LiveConnections(authorizers, trust, () => metrics.closedByPolicy.inc());
+    closers.push(async () => {
+      live.closeAll('shutdown');
+      live.dispose();
+    });
+    // Retries capped at 5 s: after an outage the backlog reaches the server within seconds.
+    spool = await EventSpool.open({ dir: proxy.spool.dir, agentId: cp.session.agentId, sink: cp.eventSink(), maxBytes: proxy.spool.maxBytes, metrics, retryMaxMs: 5000 });
+    spool.start();
+    let jwt: JwtVerifier | undefined;
+    if (proxy.jwt !== undefined) {
+      const jwks = proxy.jwt.jwksFile !== undefined ? JSON.parse(await readFile(proxy.jwt.jwksFile, 'utf8')) : new URL(proxy.jwt.jwksUri as string);
+      jwt = createJwtVerifier({ issuer: proxy.jwt.issuer, audiences: proxy.jwt.audiences, jwks }, clock);
+    }
+    const common = { trust, authorizers, live, metrics, events: spool, clock, limits: proxy.limits };
+    const ports: { inbound: number[]; outbound: number[]; httpProxy: number | undefined; admin: number | undefined } = { inbound: [], outbound: [], httpProxy: undefined, admin: undefined };
+    for (const port of proxy.inbound) {
+      const l = new InboundListener(port, { ...common, jwt });
+      ports.inbound.push(await l.listen());
+      closers.push(() => l.close());
+    }
+    for (const up of proxy.outbound) {
+      const l = new OutboundListener(up, up.listenPort, common, up.listenHost);
+      ports.outbound.push(await l.listen());
+      closers.push(() => l.close());
+    }
+    if (proxy.httpProxy !== undefined) {
+      const p = new HttpProxyListener(proxy.outbound, proxy.httpProxy.port, common, proxy.httpProxy.host);
+      ports.httpProxy = await p.listen();
+      closers.push(() => p.close());
+    }
+    if (proxy.admin !== undefined) {
+      const admin = new AdminServer({ ...proxy.admin, metrics: registryMetrics(metrics.registry), notReady: () => (cp.status().failedClosed ? 'failed_closed' : notReady(trust, clock)) });
+      ports.admin = await admin.listen();
+      closers.push(() => admin.close());
+    }
+    const running = spool;
+    logger.info({ spiffeId: trust.spiffeId, agentId: cp.session.agentId, ...ports }, 'agent started (control plane)');
+    return {
+      control: cp, trust, authorizers, metrics, spool: running, ports,
+      async stop() {
+        for (const close of closers.reverse()) await close();
+        await running.close();
+        await cp.stop();
+      },
+    };
+  } catch (error) {
+    for (const close of closers.reverse()) await close().catch(() => undefined);
+    await spool?.close();
+    await cp.stop();
+    throw error;
+  }
+}

@@ -1,0 +1,77 @@
+/**
+ * The control-plane options of `ward agent` (`--server`, `--server-bundle`, `--join-token`,
+ * `--k8s-cluster`/`--k8s-token`, `--service`, `--spiffe-id`, `--app-port`), validated once into
+ * the typed options of {@link startControlledAgent}. The proxy options (inbound, outbound,
+ * limits…) are the static mode's, parsed by `parseAgentConfig`.
+ */
+import { readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { DEFAULT_SPOOL_MAX_BYTES, type AgentConfig } from '../config.js';
+import type { ControlOptions, ProxyConfig } from './agent.js';
+import { ControlError } from './errors.js';
+import { trustDomainOfBundle } from './session.js';
+
+export interface ControlFlags {
+  server?: string;
+  serverBundle?: string;
+  trustDomain?: string;
+  joinToken?: string;
+  k8sCluster?: string;
+  k8sToken?: string;
+  service?: string;
+  spiffeId?: string;
+  appPort?: string;
+  spoolDir?: string;
+}
+
+/** Default mTLS port the agent serves the app on when only `--app-port` is given. */
+export const DEFAULT_INBOUND_PORT = 8443;
+
+const bad = (path: string, message: string): ControlError => new ControlError('ERR_CONTROL_CONFIG', `${path}: ${message}`, { details: { path } });
+
+/** `--app-port 8080` → the inbound flag spec it stands for (HTTP on 8443, STRICT). */
+export function appPortInbound(appPort: string): string {
+  if (!/^\d{1,5}$/.test(appPort) || Number(appPort) < 1 || Number(appPort) > 65535) throw bad('appPort', 'expected a port number');
+  return `port=${DEFAULT_INBOUND_PORT},app=${appPort},protocol=http`;
+}
+
+/** Validates the control flags; `proxy` is the already-parsed static-mode config (identity files unused). */
+export function resolveControlOptions(flags: ControlFlags, proxy: AgentConfig, cwd: string): { proxy: ProxyConfig; control: ControlOptions } {
+  if (flags.server === undefined) throw bad('server', 'required in control-plane mode');
+  if (flags.serverBundle === undefined) throw bad('serverBundle', 'the server\'s trust bundle (`<data-dir>/bundle.pem`) is required to reach it safely');
+  let bundle: string;
+  try {
+    bundle = readFileSync(resolve(cwd, flags.serverBundle), 'utf8');
+  } catch (cause) {
+    throw new ControlError('ERR_CONTROL_CONFIG', `serverBundle: cannot read ${flags.serverBundle}`, { cause, details: { path: 'serverBundle' } });
+  }
+  const trustDomain = flags.trustDomain ?? trustDomainOfBundle(bundle);
+  if (trustDomain === undefined || !/^[a-z0-9._-]{1,255}$/.test(trustDomain)) throw bad('trustDomain', 'cannot tell the trust domain from the bundle; pass --trust-domain');
+  let attestor: ControlOptions['attestor'];
+  if (flags.joinToken !== undefined && flags.k8sCluster === undefined) attestor = { attestor: 'join_token', token: flags.joinToken };
+  else if (flags.k8sCluster !== undefined && flags.joinToken === undefined) attestor = { attestor: 'k8s_psat', cluster: flags.k8sCluster, tokenPath: resolve(cwd, flags.k8sToken ?? '/var/run/secrets/tokens/ward-agent') };
+  else throw bad('joinToken', 'give exactly one attestor: --join-token, or --k8s-cluster (with --k8s-token)');
+  if (flags.service !== undefined && !/^[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?$/.test(flags.service)) throw bad('service', 'expected a DNS-style service name');
+  if (flags.spiffeId !== undefined && !flags.spiffeId.startsWith(`spiffe://${trustDomain}/`)) throw bad('spiffeId', `expected a SPIFFE ID in ${trustDomain}`);
+  const spoolDir = proxy.spool?.dir ?? join(tmpdir(), `ward-agent-spool-${flags.service ?? 'default'}`);
+  return {
+    proxy: Object.freeze({
+      inbound: proxy.inbound,
+      outbound: proxy.outbound,
+      httpProxy: proxy.httpProxy,
+      jwt: proxy.jwt,
+      admin: proxy.admin,
+      limits: proxy.limits,
+      spool: { dir: spoolDir, maxBytes: proxy.spool?.maxBytes ?? DEFAULT_SPOOL_MAX_BYTES },
+    }),
+    control: Object.freeze({
+      serverUrl: flags.server,
+      serverBundlePem: bundle,
+      trustDomain,
+      attestor,
+      ...(flags.service === undefined ? {} : { service: flags.service }),
+      ...(flags.spiffeId === undefined ? {} : { spiffeId: flags.spiffeId }),
+    }),
+  };
+}

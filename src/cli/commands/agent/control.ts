@@ -1,0 +1,71 @@
+/**
+ * `ward agent --server URL --join-token T --service orders --app-port 8080` and
+ * `ward agent run --server … -- <command…>`: the agent in control-plane mode (identity and
+ * policy from a `ward server`), on the same proxy flags as static mode.
+ */
+import { spawn } from 'node:child_process';
+import { constants as osConstants } from 'node:os';
+import type { Command } from 'commander';
+import { createLogger } from '../../../core/logging.js';
+import { AgentError } from '../../../agent/errors.js';
+import { startControlledAgent } from '../../../agent/control/agent.js';
+import { appPortInbound, resolveControlOptions, type ControlFlags } from '../../../agent/control/options.js';
+import type { CliContext } from '../../context.js';
+import { resolveAgentConfig, type AgentFlags } from './options.js';
+
+/** Identity files and policy directory are not used in control-plane mode. */
+const UNUSED = '/dev/null';
+
+export function addControlOptions(cmd: Command): Command {
+  return cmd
+    .option('--server <url>', 'control-plane mode: the server\'s agent API (https://host:7401)')
+    .option('--server-bundle <file>', 'the server\'s trust bundle (<data-dir>/bundle.pem)')
+    .option('--trust-domain <td>', 'trust domain (default: read from the bundle)')
+    .option('--join-token <token>', 'attest with this single-use join token')
+    .option('--k8s-cluster <name>', 'attest with a projected service-account token (k8s_psat) for this cluster')
+    .option('--k8s-token <file>', 'the projected token file (default /var/run/secrets/tokens/ward-agent)')
+    .option('--service <name>', 'the service this agent fronts (entry selector ward:service:<name>)')
+    .option('--spiffe-id <id>', 'the SPIFFE ID to serve (instead of --service)')
+    .option('--app-port <port>', 'shorthand for --inbound port=8443,app=<port>,protocol=http');
+}
+
+export type ControlledFlags = AgentFlags & ControlFlags;
+
+function untilAborted(signal: AbortSignal): Promise<void> {
+  return signal.aborted ? Promise.resolve() : new Promise((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+}
+
+/** Runs the agent against the server until the CLI's signal aborts, or wraps `command`. */
+export async function runControlled(flags: ControlledFlags, ctx: CliContext, command?: readonly string[]): Promise<number> {
+  if (command !== undefined && command.length === 0) throw new AgentError('ERR_AGENT_CHILD', 'no command given after --');
+  const cwd = process.cwd();
+  const inbound = [...(flags.inbound ?? []), ...(flags.appPort === undefined ? [] : [appPortInbound(flags.appPort)])];
+  const base = resolveAgentConfig({ ...flags, inbound, svid: UNUSED, key: UNUSED, bundle: UNUSED, policyDir: UNUSED }, cwd);
+  const { proxy, control } = resolveControlOptions(flags, base, cwd);
+  const logger = createLogger({ name: 'ward-agent', level: base.logLevel });
+  const agent = await startControlledAgent(proxy, control, { clock: ctx.clock, logger });
+  ctx.io.stdout(`${JSON.stringify({ ready: true, spiffeId: agent.trust.spiffeId, agentId: agent.control.session.agentId, ports: agent.ports })}\n`);
+  let code = 0;
+  if (command === undefined) {
+    await untilAborted(ctx.signal);
+  } else {
+    const env: Record<string, string | undefined> = { ...process.env, ...ctx.env, WARD_AGENT: '1' };
+    if (proxy.httpProxy !== undefined) env.HTTP_PROXY = env.http_proxy = `http://${proxy.httpProxy.host}:${proxy.httpProxy.port}`;
+    const child = spawn(command[0] as string, command.slice(1), { stdio: 'inherit', env });
+    code = await new Promise<number>((resolve) => {
+      const onAbort = (): void => void child.kill('SIGTERM');
+      ctx.signal.addEventListener('abort', onAbort, { once: true });
+      child.once('error', (error) => {
+        ctx.signal.removeEventListener('abort', onAbort);
+        ctx.io.stderr(`ward: ERR_AGENT_CHILD: could not start ${command[0]}: ${(error as NodeJS.ErrnoException).code ?? 'error'}\n`);
+        resolve(127);
+      });
+      child.once('exit', (exitCode, signal) => {
+        ctx.signal.removeEventListener('abort', onAbort);
+        resolve(exitCode ?? 128 + ((signal === null ? 0 : osConstants.signals[signal]) ?? 0));
+      });
+    });
+  }
+  await agent.stop();
+  return code;
+}
