@@ -3,7 +3,7 @@
  * limit, `{code, message}` errors with stable codes (status chosen only here, via
  * {@link httpStatusOf}), and an audit record for every refused change.
  */
-import fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
+import fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions, type RouteOptions } from 'fastify';
 import { isWardError } from '../core/errors.js';
 import { ServerError, httpStatusOf } from './errors.js';
 import type { ServerContext } from './context.js';
@@ -22,6 +22,8 @@ declare module 'fastify' {
 
 export interface AppOptions {
   readonly https?: { key: string; cert: string; ca: readonly string[] };
+  /** Sees every route as it is added (tests enumerate the routes and their roles). */
+  readonly onRoute?: (route: RouteOptions) => void;
 }
 
 export function createApp(ctx: ServerContext, options: AppOptions = {}): FastifyInstance {
@@ -40,6 +42,7 @@ export function createApp(ctx: ServerContext, options: AppOptions = {}): Fastify
       https: { key: options.https.key, cert: options.https.cert, ca: [...options.https.ca], requestCert: true, rejectUnauthorized: false, minVersion: 'TLSv1.2' },
     } as FastifyServerOptions);
 
+  if (options.onRoute !== undefined) app.addHook('onRoute', options.onRoute);
   // JSON only, parsed strictly; prototype pollution keys refused.
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('application/json', { parseAs: 'string', bodyLimit: ctx.config.bodyLimitBytes }, (_req, body, done) => {
@@ -75,6 +78,19 @@ function toWardError(error: unknown): { code: string; message: string; details?:
   return { code: 'ERR_INTERNAL', message: 'internal error' };
 }
 
+const MAX_ERROR_MESSAGE = 512;
+const MAX_ERROR_DETAILS = 1024;
+
+/**
+ * A client error as sent: messages and details quote the caller's input (field names, IDs), so
+ * both are capped — an error never reflects a large body back.
+ */
+function bounded(body: { code: string; message: string; details?: Readonly<Record<string, unknown>> }): { code: string; message: string; details?: Readonly<Record<string, unknown>> } {
+  const message = body.message.length > MAX_ERROR_MESSAGE ? `${body.message.slice(0, MAX_ERROR_MESSAGE)}…` : body.message;
+  if (body.details === undefined) return { code: body.code, message };
+  return JSON.stringify(body.details).length > MAX_ERROR_DETAILS ? { code: body.code, message } : { code: body.code, message, details: body.details };
+}
+
 export async function sendError(ctx: ServerContext, request: FastifyRequest, reply: FastifyReply, error: unknown): Promise<FastifyReply> {
   const body = toWardError(error);
   const status = httpStatusOf(body.code);
@@ -88,5 +104,8 @@ export async function sendError(ctx: ServerContext, request: FastifyRequest, rep
       ctx.logger.error({ err: auditError }, 'audit append failed');
     }
   }
-  return reply.status(status).type('application/json').send(body);
+  // A server-side failure keeps its stable code but never its message or details: they may
+  // name hosts, files or driver state. The log has the whole error.
+  const sent = status >= 500 ? { code: body.code, message: status === 503 ? 'service unavailable' : 'internal error' } : bounded(body);
+  return reply.status(status).type('application/json').send(sent);
 }

@@ -3,6 +3,7 @@
  * here with their units; every later part reads only the {@link ServerConfig} it is handed.
  */
 import { configError, deepFreeze, parseByteSize, parseDuration } from '../core/config.js';
+import { tryParseSpiffeId } from '../core/spiffe-id.js';
 
 export interface ListenAddress {
   readonly host: string;
@@ -30,6 +31,10 @@ export interface ServerConfig {
   /** Scanner reports are larger than other bodies (a Trivy report of a big image is several MB). */
   readonly scanBodyLimitBytes: number;
   readonly watchHeartbeatMs: number;
+  /** Open watch streams one agent may hold at once; one more is refused (429). */
+  readonly maxWatchStreamsPerAgent: number;
+  /** Bytes a watch stream may have queued for a reader that stopped reading before it is cut off. */
+  readonly watchBufferLimitBytes: number;
   /**
    * Store maintenance, run as a singleton job (one replica per interval, see
    * services/maintenance.ts): how often, how long change-log rows are kept for resuming
@@ -61,6 +66,8 @@ export const SERVER_DEFAULTS = Object.freeze({
   bodyLimit: '1MiB',
   scanBodyLimit: '32MiB',
   watchHeartbeat: '15s',
+  maxWatchStreamsPerAgent: 4,
+  watchBufferLimit: '8MiB',
   pruneInterval: '1m',
   changeLogRetention: '1h',
   eventRetention: '30d',
@@ -82,6 +89,8 @@ export interface RawServerOptions {
   bodyLimit?: unknown;
   scanBodyLimit?: unknown;
   watchHeartbeat?: unknown;
+  maxWatchStreamsPerAgent?: unknown;
+  watchBufferLimit?: unknown;
   pruneInterval?: unknown;
   changeLogRetention?: unknown;
   eventRetention?: unknown;
@@ -142,14 +151,22 @@ export function parseServerConfig(raw: RawServerOptions): ServerConfig {
   if (!/^(sqlite:|postgres(ql)?:\/\/|:memory:$)/.test(storeUrl)) throw configError('store', 'expected sqlite:<path>, :memory: or postgres://…');
   const trustDomain = raw.trustDomain === undefined ? SERVER_DEFAULTS.trustDomain : str(raw.trustDomain, 'trustDomain');
   if (!TRUST_DOMAIN_RE.test(trustDomain)) throw configError('trustDomain', 'lower-case letters, digits, dots, dashes and underscores only');
-  const adminSpiffeIds = strList(raw.adminSpiffeIds, 'adminSpiffeIds');
-  for (const [i, id] of adminSpiffeIds.entries()) {
-    if (!id.startsWith(`spiffe://${trustDomain}/`)) throw configError(`adminSpiffeIds[${i}]`, `must be in trust domain ${trustDomain}`);
-  }
+  const adminSpiffeIds = strList(raw.adminSpiffeIds, 'adminSpiffeIds').map((text, i) => {
+    const id = tryParseSpiffeId(text);
+    if (id === undefined) throw configError(`adminSpiffeIds[${i}]`, 'expected a SPIFFE ID');
+    if (id.trustDomain !== trustDomain) throw configError(`adminSpiffeIds[${i}]`, `must be in trust domain ${trustDomain}`);
+    // /ward/ IDs are the server's and the agents': an agent's own SVID must never be an admin credential.
+    if (id.path.startsWith('/ward/')) throw configError(`adminSpiffeIds[${i}]`, '/ward/ paths are reserved for the server and agents');
+    return id.toString();
+  });
   const bodyLimitBytes = parseByteSize((raw.bodyLimit ?? SERVER_DEFAULTS.bodyLimit) as string | number, 'bodyLimit');
   if (bodyLimitBytes < 1024 || bodyLimitBytes > 64 * 1024 * 1024) throw configError('bodyLimit', 'must be between 1KiB and 64MiB');
   const scanBodyLimitBytes = parseByteSize((raw.scanBodyLimit ?? SERVER_DEFAULTS.scanBodyLimit) as string | number, 'scanBodyLimit');
   if (scanBodyLimitBytes < bodyLimitBytes || scanBodyLimitBytes > 256 * 1024 * 1024) throw configError('scanBodyLimit', 'must be at least bodyLimit and at most 256MiB');
+  const maxWatchStreamsPerAgent = raw.maxWatchStreamsPerAgent ?? SERVER_DEFAULTS.maxWatchStreamsPerAgent;
+  if (typeof maxWatchStreamsPerAgent !== 'number' || !Number.isSafeInteger(maxWatchStreamsPerAgent) || maxWatchStreamsPerAgent < 1 || maxWatchStreamsPerAgent > 64) throw configError('maxWatchStreamsPerAgent', 'must be an integer between 1 and 64');
+  const watchBufferLimitBytes = parseByteSize((raw.watchBufferLimit ?? SERVER_DEFAULTS.watchBufferLimit) as string | number, 'watchBufferLimit');
+  if (watchBufferLimitBytes < 64 * 1024 || watchBufferLimitBytes > 256 * 1024 * 1024) throw configError('watchBufferLimit', 'must be between 64KiB and 256MiB');
   if (raw.adminTls !== undefined && typeof raw.adminTls !== 'boolean') throw configError('adminTls', 'expected a boolean');
   const attestors = raw.attestors === undefined ? { join_token: {} } : raw.attestors;
   if (attestors === null || typeof attestors !== 'object' || Array.isArray(attestors)) throw configError('attestors', 'expected a map of attestor name to options');
@@ -172,6 +189,8 @@ export function parseServerConfig(raw: RawServerOptions): ServerConfig {
     bodyLimitBytes,
     scanBodyLimitBytes,
     watchHeartbeatMs: duration(raw.watchHeartbeat, SERVER_DEFAULTS.watchHeartbeat, 'watchHeartbeat', 100),
+    maxWatchStreamsPerAgent,
+    watchBufferLimitBytes,
     pruneIntervalMs: duration(raw.pruneInterval, SERVER_DEFAULTS.pruneInterval, 'pruneInterval', 1000),
     changeLogRetentionMs: duration(raw.changeLogRetention, SERVER_DEFAULTS.changeLogRetention, 'changeLogRetention', 60_000),
     eventRetentionMs: duration(raw.eventRetention, SERVER_DEFAULTS.eventRetention, 'eventRetention', 3_600_000),

@@ -121,7 +121,7 @@ export const OPENAPI_DOCUMENT = Object.freeze({
       get: {
         summary: 'Server-sent events: bundle, entries, policies, peer attributes, revocations; resume with Last-Event-ID', security: [{ agentSvid: [] }],
         parameters: [{ name: 'Last-Event-ID', in: 'header', schema: { type: 'string', pattern: '^\\d+$' } }, { name: 'since', in: 'query', schema: { type: 'string', pattern: '^\\d+$' } }],
-        responses: { 200: { description: 'text/event-stream of WatchMessage', content: { 'text/event-stream': { schema: ref('WatchMessage') } } }, ...errors(400, 401) },
+        responses: { 200: { description: 'text/event-stream of WatchMessage', content: { 'text/event-stream': { schema: ref('WatchMessage') } } }, ...errors(400, 401, 429) },
       },
     },
     '/v1/agent/events': {

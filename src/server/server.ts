@@ -16,7 +16,7 @@ import { createMasterKeyProvider } from '../pki/keystore/index.js';
 import type { AttestationState } from '../platforms/attestor.js';
 import { BUILTIN_ATTESTORS, createAttestorRegistry } from '../platforms/registry.js';
 import { openStore, type Store } from '../store/index.js';
-import { createApp } from './app.js';
+import { createApp, type AppOptions } from './app.js';
 import type { ServerConfig } from './config.js';
 import type { ServerContext } from './context.js';
 import { ServerError } from './errors.js';
@@ -111,6 +111,22 @@ export async function initServer(deps: ServerDeps): Promise<InitResult> {
   }
 }
 
+/** The admin API's fastify instance (not listening); tests enumerate its routes. */
+export function buildAdminApi(ctx: ServerContext, options: AppOptions = {}): FastifyInstance {
+  const app = createApp(ctx, options);
+  app.get('/openapi.json', async () => OPENAPI_DOCUMENT);
+  registerAdminRoutes(app, ctx);
+  return app;
+}
+
+/** The agent API's fastify instance (not listening; give it `https` to serve agents). */
+export function buildAgentApi(ctx: ServerContext, options: AppOptions = {}): FastifyInstance {
+  const app = createApp(ctx, options);
+  app.get('/openapi.json', async () => OPENAPI_DOCUMENT);
+  registerAgentRoutes(app, ctx);
+  return app;
+}
+
 /** Builds and starts the control plane. */
 export async function startServer(deps: ServerDeps): Promise<RunningServer> {
   const { config } = deps;
@@ -178,17 +194,13 @@ export async function startServer(deps: ServerDeps): Promise<RunningServer> {
     cleanups.push(() => clearInterval(rotate));
 
     // 5. admin API
-    const admin = createApp(ctx, config.adminTls ? { https: secure() } : {});
-    admin.get('/openapi.json', async () => OPENAPI_DOCUMENT);
-    registerAdminRoutes(admin, ctx);
+    const admin = buildAdminApi(ctx, config.adminTls ? { https: secure() } : {});
     await admin.listen({ host: config.adminListen.host, port: config.adminListen.port });
     listeners.push(admin);
     cleanups.push(() => admin.close());
 
     // 6. agent API (mutual TLS)
-    const agentApi = createApp(ctx, { https: secure() });
-    agentApi.get('/openapi.json', async () => OPENAPI_DOCUMENT);
-    registerAgentRoutes(agentApi, ctx);
+    const agentApi = buildAgentApi(ctx, { https: secure() });
     await agentApi.listen({ host: config.agentListen.host, port: config.agentListen.port });
     listeners.push(agentApi);
     // Watch streams never end by themselves: end them before waiting for connections to drain.

@@ -71,7 +71,7 @@ const verifiedSockets = new WeakMap<object, { spiffeId: string; serial: string; 
  * be a current X.509-SVID of this trust domain whose serial is not revoked, and name a known,
  * unrevoked agent. Any still-valid SVID of the agent works, so rotation has no gap.
  */
-export function authenticateAgent(ctx: ServerContext, request: FastifyRequest): { agentId: string; serial: string } {
+export function authenticateAgent(ctx: ServerContext, request: FastifyRequest): { agentId: string; serial: string; expiresAt: number } {
   // The certificate of a kept-alive connection is parsed once; expiry and revocation are still
   // checked on every request.
   const socket = request.raw.socket;
@@ -91,5 +91,5 @@ export function authenticateAgent(ctx: ServerContext, request: FastifyRequest): 
   if (agent === undefined || agent.revoked || ctx.view.isSerialRevoked(verified.serial)) {
     throw new ServerError('ERR_SERVER_AGENT_UNKNOWN', 'the client certificate is not the SVID of a known, unrevoked agent');
   }
-  return { agentId: verified.spiffeId, serial: verified.serial };
+  return { agentId: verified.spiffeId, serial: verified.serial, expiresAt: verified.expiresAt };
 }

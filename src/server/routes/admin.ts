@@ -107,6 +107,11 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: ServerContext): v
       let key: string;
       if (kind === ENTRY_KIND) {
         const entry = parseEntryDocument(doc, ctx.config.trustDomain, ctx.nodeAttestors, Math.round(ctx.config.svidTtlMs / 1000), `documents[${i}]`);
+        // An admin identity is a credential for this API: registering it would let an operator
+        // (and any agent the entry selects) mint an admin client certificate.
+        if (ctx.config.adminSpiffeIds.includes(entry.spiffeId)) {
+          throw new ServerError('ERR_SERVER_BAD_REQUEST', `documents[${i}].spec.spiffeId: an admin identity (adminSpiffeIds) cannot be registered for workloads`, { details: { path: `documents[${i}].spec.spiffeId` } });
+        }
         key = `${ENTRY_KIND}/${entry.id}`;
         const prev = ctx.view.entry(entry.id);
         const same = prev !== undefined && JSON.stringify({ ...prev, revision: 0 }) === JSON.stringify({ ...entry, revision: 0 });

@@ -3,6 +3,7 @@
  * the watch stream, event ingest. Only `attest` accepts a caller without a client certificate;
  * every other route requires the current SVID of a known, unrevoked agent.
  */
+import type { Writable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import type { AgentInfo, AttestResponse, EventIngestResponse, SvidResponse } from '../../api/types.js';
 import { encodeSse, encodeSseComment } from '../../api/sse.js';
@@ -16,7 +17,6 @@ import { authenticateAgent } from '../auth/authenticate.js';
 import { newCursor, partJson, type WatchSubscriber } from '../services/watch-hub.js';
 
 const MAX_CSR_CHARS = 8192;
-const MAX_WATCH_BUFFER_BYTES = 64 * 1024 * 1024;
 
 function field<T>(body: unknown, key: string, check: (v: unknown) => v is T, what: string): T {
   const v = body !== null && typeof body === 'object' && !Array.isArray(body) ? (body as Record<string, unknown>)[key] : undefined;
@@ -95,7 +95,9 @@ export function registerAgentRoutes(app: FastifyInstance, ctx: ServerContext): v
     audit.resource = `workload/${spiffeId}`;
     const csr = field(request.body, 'csr', isCsr, 'a PEM CSR');
     const agent = ctx.view.agent(agentId) as AgentInfo;
-    const entry = ctx.view.entriesFor(spiffeId, agent)[0];
+    // Admin identities are never minted for workloads, even by an entry registered before the
+    // ID was listed in adminSpiffeIds.
+    const entry = ctx.config.adminSpiffeIds.includes(spiffeId) ? undefined : ctx.view.entriesFor(spiffeId, agent)[0];
     if (entry === undefined) throw new ServerError('ERR_SERVER_CSR_IDENTITY', 'no registration entry lets this agent mint that SPIFFE ID', { details: { spiffeId: spiffeId.slice(0, 256) } });
     const issued = ctx.ca.issueSvid({ spiffeId, csr, ttlMs: entry.ttlSeconds * 1000 });
     const existing = ctx.view.workload(spiffeId);
@@ -123,6 +125,19 @@ export function registerAgentRoutes(app: FastifyInstance, ctx: ServerContext): v
     audit.resource = `agent/${agentId}`;
     const batch = decodeBatchValue(request.body);
     if (batch.agentId !== agentId) throw new ServerError('ERR_SERVER_FORBIDDEN', 'a batch may only carry the calling agent\'s own events', { details: { permission: 'events' } });
+    // Every event must be about the agent itself or a workload it serves: an agent cannot put
+    // events (denials, traffic) on the record of another agent's workloads.
+    const agent = ctx.view.agent(agentId) as AgentInfo;
+    const own = new Set<string>([agentId]);
+    for (const [i, { event }] of batch.batch.entries()) {
+      const subject = event.workload.spiffe_id;
+      if (own.has(subject)) continue;
+      if (ctx.view.workload(subject)?.agentId === agentId || ctx.view.entriesFor(subject, agent).length > 0) {
+        own.add(subject);
+        continue;
+      }
+      throw new ServerError('ERR_SERVER_FORBIDDEN', `batch[${i}]: the event's workload is not served by this agent`, { details: { permission: 'events', path: `batch[${i}].event.workload.spiffe_id` } });
+    }
     const out = await ctx.store.events.append(agentId, batch.batch);
     const last = batch.batch.length === 0 ? -1 : Math.max(...batch.batch.map((e) => e.seq));
     return { accepted: out.inserted.length, duplicates: out.duplicates.length, ackedSequence: last };
@@ -130,7 +145,7 @@ export function registerAgentRoutes(app: FastifyInstance, ctx: ServerContext): v
 
   app.get<{ Querystring: { since?: string } }>('/v1/agent/watch', async (request, reply) => {
     request.wardAudit = { action: 'agent.watch', resource: '' };
-    const { agentId } = authenticateAgent(ctx, request);
+    const { agentId, serial, expiresAt } = authenticateAgent(ctx, request);
     request.wardActor = `agent:${agentId}`;
     const header = request.headers['last-event-id'];
     const sinceText = typeof header === 'string' ? header : request.query.since;
@@ -139,41 +154,87 @@ export function registerAgentRoutes(app: FastifyInstance, ctx: ServerContext): v
       if (!/^\d{1,15}$/.test(sinceText)) throw new ServerError('ERR_SERVER_WATCH_VERSION', 'Last-Event-ID must be a resource version (a non-negative integer)');
       since = Number(sinceText);
     }
+    // One agent cannot hold the server's memory and sockets with many streams (checked and
+    // subscribed in the same turn of the event loop, so concurrent opens cannot both pass).
+    if (ctx.hub.connectionsOf(agentId) >= ctx.config.maxWatchStreamsPerAgent) {
+      throw new ServerError('ERR_SERVER_TOO_MANY_STREAMS', `at most ${ctx.config.maxWatchStreamsPerAgent} watch streams per agent`);
+    }
     reply.hijack();
     const res = reply.raw;
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive', 'x-accel-buffering': 'no' });
-    res.write(encodeSseComment('ward watch'));
-    let open = true;
-    let unsubscribe: () => void = () => undefined;
-    const heartbeat = setInterval(() => res.write(encodeSseComment('heartbeat')), ctx.config.watchHeartbeatMs);
-    heartbeat.unref();
-    const close = (): void => {
+    const sub = openWatchStream(res, {
+      agentId,
+      bufferLimitBytes: ctx.config.watchBufferLimitBytes,
+      heartbeatMs: ctx.config.watchHeartbeatMs,
+      // The stream lives no longer than the SVID that opened it: once that certificate expires
+      // or its serial is revoked, nothing more is sent and the agent reconnects with a current one.
+      stillValid: () => ctx.clock.now() < expiresAt && !ctx.view.isSerialRevoked(serial),
+      untilMs: Math.max(0, expiresAt - ctx.clock.now()),
+    });
+    sub.unsubscribe = ctx.hub.subscribe(sub, since);
+    request.raw.on('close', () => sub.close());
+  });
+}
+
+/** A watch stream on an HTTP response: bounded buffering, heartbeats, and an end. */
+export interface WatchStream extends WatchSubscriber {
+  unsubscribe: () => void;
+  close(): void;
+}
+
+export interface WatchStreamOptions {
+  readonly agentId: string;
+  /** A reader that stopped reading is cut off once this much is queued. */
+  readonly bufferLimitBytes: number;
+  readonly heartbeatMs: number;
+  /** Checked before every write; false ends the stream. */
+  readonly stillValid: () => boolean;
+  /** Real-time ms after which the stream is ended regardless (the SVID's remaining life). */
+  readonly untilMs: number;
+}
+
+export function openWatchStream(res: Writable & { writableLength: number }, options: WatchStreamOptions): WatchStream {
+  let open = true;
+  const over = (): boolean => res.writableLength > options.bufferLimitBytes;
+  const write = (chunk: string): boolean => {
+    if (!open) return false;
+    // A reader that stopped reading is cut off rather than buffered without bound; it resumes
+    // from its last version when it reconnects.
+    if (over() || !options.stillValid()) {
+      stream.end();
+      return false;
+    }
+    res.write(chunk);
+    return true;
+  };
+  const heartbeat = setInterval(() => write(encodeSseComment('heartbeat')), options.heartbeatMs);
+  heartbeat.unref();
+  // setTimeout takes at most 2^31-1 ms; a longer-lived SVID is still checked on every write.
+  const expiry = setTimeout(() => stream.end(), Math.min(options.untilMs, 2_147_483_647));
+  expiry.unref();
+  const stream: WatchStream = {
+    agentId: options.agentId,
+    cursor: newCursor(),
+    unsubscribe: () => undefined,
+    send: (message) => write(encodeSse({ id: String(message.resourceVersion), event: message.type, data: partJson(message) })),
+    close: () => {
       if (!open) return;
       open = false;
       clearInterval(heartbeat);
-      unsubscribe();
-    };
-    const sub: WatchSubscriber = {
-      agentId,
-      cursor: newCursor(),
-      send: (message) => {
-        if (!open) return false;
-        // A reader that stopped reading is cut off rather than buffered without bound; it
-        // resumes from its last version when it reconnects.
-        if (res.writableLength > MAX_WATCH_BUFFER_BYTES) {
-          sub.end();
-          return false;
-        }
-        res.write(encodeSse({ id: String(message.resourceVersion), event: message.type, data: partJson(message) }));
-        return true;
-      },
-      end: () => {
-        close();
+      clearTimeout(expiry);
+      stream.unsubscribe();
+    },
+    end: () => {
+      const wasOpen = open;
+      stream.close();
+      if (wasOpen) {
         res.end();
-      },
-    };
-    res.on('close', close);
-    unsubscribe = ctx.hub.subscribe(sub, since);
-    request.raw.on('close', close);
-  });
+        // A reader that is not reading will not take the end either: drop the socket.
+        if (over()) res.destroy();
+      }
+    },
+  };
+  res.on('close', () => stream.close());
+  write(encodeSseComment('ward watch'));
+  return stream;
 }

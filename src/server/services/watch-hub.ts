@@ -86,6 +86,11 @@ export class WatchHub {
     return n;
   }
 
+  /** Open streams of one agent. */
+  connectionsOf(agentId: string): number {
+    return this.#subscribers.get(agentId)?.size ?? 0;
+  }
+
   /** Fan-out passes done and messages sent (metrics, tests). */
   get stats(): { flushes: number; sent: number } {
     return { flushes: this.#flushes, sent: this.#sent };

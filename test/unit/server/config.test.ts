@@ -47,6 +47,9 @@ test('every bad value is ERR_CONFIG_INVALID naming its field', () => {
   assert.deepEqual(configCode(() => parseServerConfig({ dataDir: 'd', attestors: ['join_token'] })), { code: 'ERR_CONFIG_INVALID', path: 'attestors' });
   assert.deepEqual(configCode(() => parseServerConfig({ dataDir: 'd', masterKeyProvider: 'vault' })), { code: 'ERR_CONFIG_INVALID', path: 'masterKeyProvider' });
   assert.deepEqual(configCode(() => parseServerConfig({ dataDir: 'd', adminTls: 'yes' })), { code: 'ERR_CONFIG_INVALID', path: 'adminTls' });
+  assert.deepEqual(configCode(() => parseServerConfig({ dataDir: 'd', maxWatchStreamsPerAgent: 0 })), { code: 'ERR_CONFIG_INVALID', path: 'maxWatchStreamsPerAgent' });
+  assert.deepEqual(configCode(() => parseServerConfig({ dataDir: 'd', maxWatchStreamsPerAgent: '4' })), { code: 'ERR_CONFIG_INVALID', path: 'maxWatchStreamsPerAgent' });
+  assert.deepEqual(configCode(() => parseServerConfig({ dataDir: 'd', watchBufferLimit: '1KiB' })), { code: 'ERR_CONFIG_INVALID', path: 'watchBufferLimit' });
 });
 
 test('store maintenance: prune interval and retentions, with defaults and lower bounds', () => {
