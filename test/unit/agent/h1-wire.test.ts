@@ -2,6 +2,7 @@
 // close smuggling and header-injection routes, and framing found at any split point.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import fc from 'fast-check';
 import { ChunkedScanner, findHeadEnd, parseRequestHead, parseResponseHead } from '../../../src/agent/proxy/http/h1-wire.js';
 
 const req = (s: string) => parseRequestHead(Buffer.from(s, 'latin1'), 0, Buffer.byteLength(s, 'latin1'), 8192);
@@ -118,4 +119,26 @@ test('malformed chunked framing is reported', () => {
   for (const text of ['x\r\n', '5\r\nhelloX\r\n', '5\nhello\r\n', '0\r\n\n', '\r\n', '1ffffffffffffff\r\n', '0\r\nX: a\nb\r\n\r\n']) {
     assert.equal(new ChunkedScanner().scan(Buffer.from(text), 0, text.length), -2, JSON.stringify(text));
   }
+});
+
+test('a head scanned incrementally (resuming where the last scan stopped) parses as if whole', () => {
+  const heads = [
+    'GET /a HTTP/1.1\r\nHost: o\r\nX-A: b\r\n\r\nGET /next HTTP/1.1\r\n',
+    'POST /b HTTP/1.1\r\nHost: o\r\nContent-Length: 3\r\n\r\nabc',
+    'GET /c HTTP/1.1\r\nHost: o\nX: y\r\n\r\n',
+    'GET /d HTTP/1.1\r\nHost: o\r\n\r',
+    `GET /e HTTP/1.1\r\nHost: o\r\nX-Big: ${'a'.repeat(300)}\r\n\r\n`,
+  ];
+  fc.assert(fc.property(fc.constantFrom(...heads), fc.array(fc.integer({ min: 1, max: 40 }), { minLength: 1, maxLength: 40 }), fc.integer({ min: 40, max: 400 }), (text, sizes, limit) => {
+    const whole = Buffer.from(text, 'latin1');
+    const once = parseRequestHead(whole, 0, whole.length, limit);
+    let scanned = 0;
+    let got = parseRequestHead(whole, 0, 0, limit);
+    for (let end = 0, k = 0; end < whole.length && got.kind === 'incomplete'; k++) {
+      end = Math.min(whole.length, end + (sizes[k % sizes.length] as number));
+      got = parseRequestHead(whole.subarray(0, end), 0, end, limit, scanned);
+      scanned = end;
+    }
+    assert.deepEqual(got, once);
+  }), { numRuns: 500 });
 });

@@ -73,11 +73,13 @@ const LEAN_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'OPTIONS',
 /**
  * Finds the end of a head (`\r\n\r\n`) in `buf[start, end)`. Returns the offset past it, -1 if
  * not there yet, -2 on a bare LF (rejected at once rather than waiting for a timeout), or -3
- * if the head is over `limit` bytes.
+ * if the head is over `limit` bytes. `from` (≥ `start`) resumes a scan that already returned -1
+ * for `buf[start, from)`: a head arriving a byte per TLS record is then scanned once, not once
+ * per record.
  */
-export function findHeadEnd(buf: Buffer, start: number, end: number, limit: number): number {
+export function findHeadEnd(buf: Buffer, start: number, end: number, limit: number, from = start): number {
   const stop = Math.min(end, start + limit);
-  for (let i = buf.indexOf(LF, start); i !== -1 && i < stop; i = buf.indexOf(LF, i + 1)) {
+  for (let i = buf.indexOf(LF, Math.max(start, from)); i !== -1 && i < stop; i = buf.indexOf(LF, i + 1)) {
     if (i === start || buf[i - 1] !== CR) return -2;
     if (i >= start + 3 && buf[i - 2] === LF && buf[i - 3] === CR) return i + 1;
   }
@@ -119,6 +121,13 @@ function parseFields(head: string, from: number): Fields {
   return { fields, ok: true };
 }
 
+/**
+ * Names a `Connection` header may not remove: the message framing and the authority. Dropping
+ * `Content-Length` while still consuming the body would let the app read the body as the next
+ * request (request smuggling past the policy decision).
+ */
+const FRAMING = new Set(['content-length', 'transfer-encoding', 'host']);
+
 function listTokens(value: string): string[] {
   const out: string[] = [];
   for (const part of value.split(',')) {
@@ -128,9 +137,9 @@ function listTokens(value: string): string[] {
   return out;
 }
 
-/** Parses one request head from `buf[start, end)`. */
-export function parseRequestHead(buf: Buffer, start: number, end: number, limit: number): RequestHead {
-  const headEnd = findHeadEnd(buf, start, end, limit);
+/** Parses one request head from `buf[start, end)`; `scanned` as `from` of `findHeadEnd`. */
+export function parseRequestHead(buf: Buffer, start: number, end: number, limit: number, scanned = start): RequestHead {
+  const headEnd = findHeadEnd(buf, start, end, limit, scanned);
   if (headEnd === -1) return { kind: 'incomplete' };
   if (headEnd === -2) return { kind: 'error', status: 400 };
   if (headEnd === -3) return { kind: 'error', status: 431 };
@@ -176,7 +185,7 @@ export function parseRequestHead(buf: Buffer, start: number, end: number, limit:
         for (const t of listTokens(f.value)) {
           if (t === 'close') close = true;
           else if (t === 'upgrade') return { kind: 'fallback' };
-          else if (t !== 'keep-alive') (connectionListed ??= []).push(t);
+          else if (t !== 'keep-alive' && !FRAMING.has(t)) (connectionListed ??= []).push(t);
         }
         break;
       default:
@@ -219,7 +228,7 @@ export function parseResponseHead(buf: Buffer, start: number, end: number, limit
       // An HTTP/1.0 app connection is never reused, whatever it says.
       for (const t of listTokens(f.value)) {
         if (t === 'close') close = true;
-        else if (t !== 'keep-alive') (connectionListed ??= []).push(t);
+        else if (t !== 'keep-alive' && !FRAMING.has(t)) (connectionListed ??= []).push(t);
       }
     }
   }

@@ -1,16 +1,19 @@
 /** Header hygiene between the caller, the agent and the app. */
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
-import { IDENTITY_HEADER } from './xfcc.js';
+import { IDENTITY_HEADER, isIdentityHeaderName } from './xfcc.js';
 
 /** Connection-specific headers (RFC 9110 §7.6.1) never forwarded, plus the identity header. */
 const DROP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'http2-settings', IDENTITY_HEADER, 'host']);
+
+/** Names a `Connection` header may not remove (framing; see h1-wire.ts). */
+const FRAMING = new Set(['content-length', 'transfer-encoding', 'host']);
 
 /** Request headers to send to the app; `te: trailers` survives (gRPC needs it). */
 export function requestHeadersForApp(incoming: IncomingHttpHeaders): OutgoingHttpHeaders {
   const out: OutgoingHttpHeaders = {};
   const listed = connectionListed(incoming.connection);
   for (const name in incoming) {
-    if (name.charCodeAt(0) === 0x3a /* : */ || DROP.has(name) || (listed !== undefined && listed.has(name))) continue;
+    if (name.charCodeAt(0) === 0x3a /* : */ || DROP.has(name) || isIdentityHeaderName(name) || (listed !== undefined && listed.has(name) && !FRAMING.has(name))) continue;
     out[name] = incoming[name];
   }
   if (incoming.te === 'trailers') out.te = 'trailers';
@@ -22,7 +25,7 @@ export function responseHeadersForCaller(incoming: IncomingHttpHeaders): Outgoin
   const out: OutgoingHttpHeaders = {};
   const listed = connectionListed(incoming.connection);
   for (const name in incoming) {
-    if (name.charCodeAt(0) === 0x3a || (DROP.has(name) && name !== IDENTITY_HEADER) || (listed !== undefined && listed.has(name))) continue;
+    if (name.charCodeAt(0) === 0x3a || (DROP.has(name) && name !== IDENTITY_HEADER) || (listed !== undefined && listed.has(name) && !FRAMING.has(name))) continue;
     out[name] = incoming[name];
   }
   return out;

@@ -13,7 +13,7 @@ import { AppClient } from './app-client.js';
 import { requestHeadersForApp, responseHeadersForCaller } from './headers.js';
 import type { JwtVerifier } from './jwt.js';
 import { normalizeRequestTarget } from './normalize-path.js';
-import { IDENTITY_HEADER, identityHeaderValue } from './xfcc.js';
+import { IDENTITY_HEADER, identityHeaderValue, isIdentityHeaderName } from './xfcc.js';
 import type { HeadField } from './h1-wire.js';
 import type { VerifiedConnection } from './verified.js';
 import { AppPool, LeanH1Connection, type Decided, type LeanHost } from './lean-h1.js';
@@ -75,7 +75,7 @@ export class HttpInbound {
       requireHostHeader: true,
       joinDuplicateHeaders: false,
       insecureHTTPParser: false,
-    }, (req, res) => void this.#handle(req, res, false));
+    }, (req, res) => void this.#handle(req, res, false).catch(() => this.#failClosed(res)));
     this.#h1.on('clientError', (error: Error & { code?: string }, socket: Socket) => {
       const status = error.code === 'HPE_HEADER_OVERFLOW' ? 431 : error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
       this.#denied.inc();
@@ -93,7 +93,7 @@ export class HttpInbound {
       maxSessionMemory: 10,
       settings: { maxConcurrentStreams: limits.maxConcurrentStreams, maxHeaderListSize: limits.maxHeaderBytes, enablePush: false },
       maxHeaderListPairs: 128,
-    }, (req, res) => void this.#handle(req, res, true));
+    }, (req, res) => void this.#handle(req, res, true).catch(() => this.#failClosed(res)));
     this.#h2.setTimeout(limits.idleTimeoutMs);
     this.#h2.on('sessionError', () => undefined);
     if (config.appProtocol === 'http1') {
@@ -127,7 +127,7 @@ export class HttpInbound {
     if (!t.ok) return this.#leanDeny(verified, method, '', 'ERR_AGENT_BAD_REQUEST', 'none', started, true);
     const headers: Record<string, string | string[] | undefined> = {};
     for (const f of fields) {
-      if (f.name === IDENTITY_HEADER) continue;
+      if (isIdentityHeaderName(f.name)) continue;
       const prev = headers[f.name];
       if (prev === undefined) headers[f.name] = f.value;
       else if (f.name === 'set-cookie') headers[f.name] = Array.isArray(prev) ? [...prev, f.value] : [prev, f.value];
@@ -210,7 +210,7 @@ export class HttpInbound {
       return;
     }
     const host = (h2 ? (headers[':authority'] ?? headers.host) : headers.host) as string | undefined ?? '';
-    delete headers[this.#identity];
+    for (const name in headers) if (isIdentityHeaderName(name)) delete headers[name];
     let claims: Record<string, unknown> | undefined;
     const authorization = headers.authorization;
     const jwt = this.deps.jwt;
@@ -295,6 +295,18 @@ export class HttpInbound {
     });
     stream.pipe(res as Http2ServerResponse);
     req.pipe(stream);
+  }
+
+  /** A request whose decision threw (an authorizer bug): denied and the connection closed. */
+  #failClosed(res: Res): void {
+    this.#denied.inc();
+    if (res.headersSent || 'stream' in res) {
+      res.destroy();
+      return;
+    }
+    const body = '{"code":"ERR_AGENT_REQUEST_DENIED"}';
+    res.writeHead(403, { 'content-type': 'application/json', 'content-length': body.length, connection: 'close' });
+    res.end(body);
   }
 
   #upstreamFailed(req: Req, res: Res): void {

@@ -8,12 +8,13 @@
  *
  * Limits: the head must arrive within `headersTimeoutMs` and fit in `maxHeaderBytes` (431);
  * a declared body within `requestTimeoutMs`; idle keep-alive connections close after
- * `keepAliveMs`. Pipelined bytes are held (bounded) until the current response ends.
+ * `keepAliveMs`. Pipelined bytes are held (bounded) until the current response ends, and the
+ * next request is read only once the previous answer has drained to the caller.
  */
 import { connect, type Socket } from 'node:net';
 import type { VerifiedConnection } from './verified.js';
 import { ChunkedScanner, parseRequestHead, parseResponseHead, type HeadField } from './h1-wire.js';
-import { IDENTITY_HEADER } from './xfcc.js';
+import { IDENTITY_HEADER, isIdentityHeaderName } from './xfcc.js';
 import { watchIdle } from '../idle.js';
 
 /** What the lean path needs from the L7 layer: the decision and the bookkeeping. */
@@ -50,6 +51,28 @@ export function errorResponse(status: number, code: string, close: boolean): str
   const body = `{"code":"${code}"}`;
   return `HTTP/1.1 ${status} ${REASONS[status] ?? 'Forbidden'}\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n${close ? 'connection: close\r\n' : ''}\r\n${body}`;
 }
+
+/**
+ * The request head sent to the app for an allowed request: the authorised path, the caller's
+ * fields minus hop-by-hop ones and any identity header, then the verified identity. Framing
+ * (`content-length`) is never removed, so the app reads exactly the body the agent forwards.
+ */
+export function forwardedHead(method: string, pathAndQuery: string, host: string, fields: readonly HeadField[], listed: readonly string[] | undefined, identity: string | null): string {
+  let out = `${method} ${pathAndQuery} HTTP/1.1\r\nhost: ${host}\r\n`;
+  for (const f of fields) {
+    if (DROP_REQUEST.has(f.name) || isIdentityHeaderName(f.name) || (listed !== undefined && listed.includes(f.name))) continue;
+    out += `${f.raw}: ${f.value}\r\n`;
+  }
+  if (fields.some((f) => f.name === 'te' && f.value.toLowerCase() === 'trailers')) out += 'te: trailers\r\n';
+  if (identity !== null) out += `${IDENTITY_HEADER}: ${identity}\r\n`;
+  return `${out}\r\n`;
+}
+
+/**
+ * Methods a dropped reused app connection may be retried for (RFC 9110 §9.2.2): the app may
+ * have acted on a POST or PATCH before closing, and must not see it twice.
+ */
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE']);
 
 const APP_HEAD_LIMIT = 64 * 1024;
 /** Response bodies up to this size in the head's chunk are sent with the head in one write. */
@@ -137,6 +160,10 @@ export class LeanH1Connection {
   #state = S_HEAD;
   /** Unparsed client bytes (a head in progress, or pipelined requests). */
   #pending: Buffer | undefined;
+  /** Backing store `#pending` grows into (doubling), so a head in tiny records is not copied per record. */
+  #store: Buffer | undefined;
+  /** Bytes of `#pending` already scanned for a head end without finding one. */
+  #scanned = 0;
   #headTimer: NodeJS.Timeout | undefined;
   #bodyTimer: NodeJS.Timeout | undefined;
   #bodyLeft = 0;
@@ -204,18 +231,18 @@ export class LeanH1Connection {
     }, this.host.headersTimeoutMs);
   }
 
-  #fail(status: number): void {
+  #fail(status: number, code = 'ERR_AGENT_BAD_REQUEST'): void {
     this.host.malformed(status);
     this.#state = S_GONE;
     this.#clearTimers();
-    if (this.socket.writable) this.socket.end(errorResponse(status, 'ERR_AGENT_BAD_REQUEST', true));
+    if (this.socket.writable) this.socket.end(errorResponse(status, code, true));
     this.socket.destroySoon();
   }
 
   #clientData(chunk: Buffer): void {
     switch (this.#state) {
       case S_HEAD:
-        this.#pending = this.#pending === undefined ? chunk : Buffer.concat([this.#pending, chunk]);
+        this.#append(chunk);
         this.#parse();
         return;
       case S_BODY:
@@ -225,19 +252,40 @@ export class LeanH1Connection {
         return;
       default:
         // Pipelined bytes wait for the current response; bounded by pausing the caller.
-        this.#pending = this.#pending === undefined ? chunk : Buffer.concat([this.#pending, chunk]);
-        if (this.#pending.length > this.host.maxHeaderBytes) this.socket.pause();
+        if (this.#append(chunk).length > this.host.maxHeaderBytes) this.socket.pause();
     }
+  }
+
+  /** Appends client bytes to `#pending`, in place when it owns room at the start of `#store`. */
+  #append(chunk: Buffer): Buffer {
+    const p = this.#pending;
+    if (p === undefined) {
+      this.#scanned = 0;
+      return (this.#pending = chunk);
+    }
+    const len = p.length + chunk.length;
+    let store = this.#store;
+    if (store === undefined || p.buffer !== store.buffer || p.byteOffset !== store.byteOffset || store.length < len) {
+      // A fresh store: views of an older one may still be queued in a socket write.
+      store = Buffer.allocUnsafe(Math.max(len, 2 * p.length, 4096));
+      p.copy(store, 0);
+      this.#store = store;
+    }
+    chunk.copy(store, p.length);
+    return (this.#pending = store.subarray(0, len));
   }
 
   #parse(): void {
     const buf = this.#pending;
     if (buf === undefined || this.#state !== S_HEAD) return;
-    const head = parseRequestHead(buf, 0, buf.length, this.host.maxHeaderBytes);
+    const head = parseRequestHead(buf, 0, buf.length, this.host.maxHeaderBytes, this.#scanned);
     if (head.kind === 'incomplete') {
+      this.#scanned = buf.length;
       this.#armHeadTimer();
       return;
     }
+    this.#scanned = 0;
+    this.#store = undefined; // not kept per idle keep-alive connection; views hold what is needed
     if (head.kind === 'error') {
       this.#fail(head.status);
       return;
@@ -257,7 +305,14 @@ export class LeanH1Connection {
     this.#method = head.method;
     this.#closeAfter = head.close;
     this.#state = S_DECIDING;
-    const decided = this.host.decide(this.verified, head.method, head.target, head.host, head.fields, this.#started);
+    let decided: Decided | Promise<Decided>;
+    try {
+      decided = this.host.decide(this.verified, head.method, head.target, head.host, head.fields, this.#started);
+    } catch {
+      // A decision that cannot be made is a denial (fail closed), never a crash of the agent.
+      this.#fail(403, 'ERR_AGENT_REQUEST_DENIED');
+      return;
+    }
     if (decided instanceof Promise) {
       this.socket.pause();
       void decided.then((d) => {
@@ -285,18 +340,11 @@ export class LeanH1Connection {
     }
     this.#path = d.path;
     this.#policy = d.policy;
-    let out = `${this.#method} ${d.path}${d.query} HTTP/1.1\r\nhost: ${host}\r\n`;
-    for (const f of fields) {
-      if (DROP_REQUEST.has(f.name) || (listed !== undefined && listed.includes(f.name))) continue;
-      out += `${f.raw}: ${f.value}\r\n`;
-    }
-    if (fields.some((f) => f.name === 'te' && f.value.toLowerCase() === 'trailers')) out += 'te: trailers\r\n';
-    if (d.identity !== null) out += `${IDENTITY_HEADER}: ${d.identity}\r\n`;
-    out += '\r\n';
+    const out = forwardedHead(this.#method, d.path + d.query, host, fields, listed, d.identity);
     this.#resState = R_HEAD;
     this.#sentHead = false;
     this.#scanner = undefined;
-    this.#replayable = contentLength === 0 ? out : undefined;
+    this.#replayable = contentLength === 0 && IDEMPOTENT.has(this.#method) ? out : undefined;
     const app = this.pool.acquire();
     this.#app = app;
     app.exchange = this;
@@ -467,7 +515,7 @@ export class LeanH1Connection {
       return;
     }
     // Closed mid-exchange. A reused idle connection the app closed before answering a bodiless
-    // request is retried once on a new connection; anything else is a 502 or a cut.
+    // idempotent request is retried once on a new connection; anything else is a 502 or a cut.
     this.#app = undefined;
     app.exchange = undefined;
     if (!this.#sentHead && app.reused && this.#replayable !== undefined && this.#state === S_RESPONSE && app.rbuf === undefined) {
@@ -525,6 +573,15 @@ export class LeanH1Connection {
 
   #next(): void {
     this.#state = S_HEAD;
+    // A caller that pipelines requests but does not read the answers must not make the agent
+    // buffer them without bound: the next request is read once the last answer has drained.
+    if (this.socket.writableNeedDrain) {
+      this.socket.pause();
+      this.socket.once('drain', () => {
+        if (this.#state === S_HEAD) this.#next();
+      });
+      return;
+    }
     this.socket.resume();
     // Between keep-alive requests the socket's idle timeout applies; the headers timeout starts
     // with the first byte of the next head.
