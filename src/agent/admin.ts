@@ -2,8 +2,20 @@
  * The admin endpoint on loopback: `/metrics` (Prometheus text), `/healthz` (the process is
  * alive), `/readyz` (listeners are up and the SVID is within its validity).
  */
+import { X509Certificate } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
+import type { Clock } from '../core/clock.js';
 import type { Registry } from 'prom-client';
+import type { TrustState } from './proxy/trust.js';
+
+/** Not ready while the SVID is outside its validity window (fail closed on expiry). */
+export function notReady(trust: TrustState, clock: Clock): string | undefined {
+  const leaf = new X509Certificate(trust.material.certPem);
+  const now = clock.now();
+  if (now < Date.parse(leaf.validFrom)) return 'svid_not_yet_valid';
+  if (now >= Date.parse(leaf.validTo)) return 'svid_expired';
+  return undefined;
+}
 
 export interface AdminOptions {
   readonly host: string;

@@ -7,16 +7,15 @@
  * policy engine's compiled bundle) without touching the layers.
  */
 import { readFile } from 'node:fs/promises';
-import { X509Certificate } from 'node:crypto';
 import type { Clock } from '../core/clock.js';
 import type { Logger } from '../core/logging.js';
 import type { AgentConfig } from './config.js';
-import { AdminServer, registryMetrics } from './admin.js';
+import { AdminServer, notReady, registryMetrics } from './admin.js';
 import { discardEvents, type EventRecorder } from './events.js';
 import { AgentMetrics } from './metrics.js';
 import { AuthorizerHolder } from './proxy/authorizer.js';
 import { HttpProxyListener } from './proxy/http-proxy.js';
-import { createJwtVerifier, type JwtVerifier } from './proxy/http/jwt.js';
+import type { JwtVerifier } from './proxy/http/jwt.js';
 import { InboundListener } from './proxy/inbound.js';
 import { LiveConnections } from './proxy/live-connections.js';
 import { OutboundListener } from './proxy/outbound.js';
@@ -67,6 +66,8 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
   let jwt: JwtVerifier | undefined;
   if (config.jwt !== undefined) {
     const jwks = config.jwt.jwksFile !== undefined ? JSON.parse(await readFile(config.jwt.jwksFile, 'utf8')) : new URL(config.jwt.jwksUri as string);
+    // jose (≈ 7 MB of RSS) is loaded only when end-user JWTs are configured (ADR 0044).
+    const { createJwtVerifier } = await import('./proxy/http/jwt.js');
     jwt = createJwtVerifier({ issuer: config.jwt.issuer, audiences: config.jwt.audiences, jwks }, clock);
   }
 
@@ -118,11 +119,4 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
   };
 }
 
-/** Not ready while the SVID is outside its validity window (fail closed on expiry). */
-export function notReady(trust: TrustState, clock: Clock): string | undefined {
-  const leaf = new X509Certificate(trust.material.certPem);
-  const now = clock.now();
-  if (now < Date.parse(leaf.validFrom)) return 'svid_not_yet_valid';
-  if (now >= Date.parse(leaf.validTo)) return 'svid_expired';
-  return undefined;
-}
+export { notReady } from './admin.js';

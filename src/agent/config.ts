@@ -14,13 +14,15 @@ export interface OutboundConfig extends UpstreamService {
   readonly listenPort: number;
 }
 
-export interface AgentConfig {
-  readonly svidFile: string;
-  readonly keyFile: string;
-  readonly bundleFile: string;
-  /** Optional file of revoked certificate serial numbers (hex, one per line). */
-  readonly revocationsFile: string | undefined;
-  readonly policyDir: string;
+/**
+ * Which mode the config is for. `static`: identity files and a policy directory are required.
+ * `control` (`--server`): identity and policy come from the server, so `identity` and
+ * `policyDir` must be absent (setting them would be silently ignored, so it is an error).
+ */
+export type AgentMode = 'static' | 'control';
+
+/** Everything both modes share: the proxy, admin, events, limits, workers, logging. */
+export interface ProxyAgentConfig {
   readonly inbound: readonly InboundPortConfig[];
   readonly outbound: readonly OutboundConfig[];
   readonly httpProxy: { readonly host: string; readonly port: number } | undefined;
@@ -33,6 +35,16 @@ export interface AgentConfig {
   /** Worker processes sharing the listening ports (node:cluster); 1 = in-process. */
   readonly workers: number;
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+}
+
+/** Static mode: the shared part plus identity files and the policy directory. */
+export interface AgentConfig extends ProxyAgentConfig {
+  readonly svidFile: string;
+  readonly keyFile: string;
+  readonly bundleFile: string;
+  /** Optional file of revoked certificate serial numbers (hex, one per line). */
+  readonly revocationsFile: string | undefined;
+  readonly policyDir: string;
 }
 
 export const DEFAULT_RELOAD_INTERVAL_MS = 1000;
@@ -80,11 +92,38 @@ function file(v: unknown, path: string, baseDir: string): string {
 
 const TOP_KEYS = new Set(['identity', 'policyDir', 'inbound', 'outbound', 'httpProxy', 'jwt', 'admin', 'events', 'limits', 'reloadInterval', 'workers', 'logLevel']);
 
-/** Validates a raw config object (from YAML and/or flags); relative paths resolve from `baseDir`. */
-export function parseAgentConfig(raw: unknown, baseDir: string): AgentConfig {
+/** An empty `identity: {}` (what flag merging produces when no identity flag is given) counts as absent. */
+function isAbsent(v: unknown): boolean {
+  return v === undefined || (v !== null && typeof v === 'object' && !Array.isArray(v) && Object.keys(v).length === 0);
+}
+
+/**
+ * Validates a raw config object (from YAML and/or flags); relative paths resolve from `baseDir`.
+ * In `control` mode the result has no identity files or policy directory (see {@link AgentMode}).
+ */
+export function parseAgentConfig(raw: unknown, baseDir: string, mode?: 'static'): AgentConfig;
+export function parseAgentConfig(raw: unknown, baseDir: string, mode: 'control'): ProxyAgentConfig;
+export function parseAgentConfig(raw: unknown, baseDir: string, mode: AgentMode = 'static'): AgentConfig | ProxyAgentConfig {
   const r = obj(raw ?? {}, 'config');
   for (const k of Object.keys(r)) if (!TOP_KEYS.has(k)) throw bad(k, 'unknown field');
+  const shared = parseShared(r, baseDir);
+  if (mode === 'control') {
+    if (!isAbsent(r.identity)) throw bad('identity', 'not used in control-plane mode (the SVID comes from the server); remove it');
+    if (r.policyDir !== undefined) throw bad('policyDir', 'not used in control-plane mode (policy comes from the server); remove it');
+    return deepFreeze(shared);
+  }
   const id = obj(r.identity, 'identity');
+  return deepFreeze({
+    ...shared,
+    svidFile: file(id.svid, 'identity.svid', baseDir),
+    keyFile: file(id.key, 'identity.key', baseDir),
+    bundleFile: file(id.bundle, 'identity.bundle', baseDir),
+    revocationsFile: id.revocations === undefined ? undefined : file(id.revocations, 'identity.revocations', baseDir),
+    policyDir: file(r.policyDir, 'policyDir', baseDir),
+  });
+}
+
+function parseShared(r: Raw, baseDir: string): ProxyAgentConfig {
   const inboundRaw = r.inbound ?? [];
   if (!Array.isArray(inboundRaw)) throw bad('inbound', 'expected a list');
   const inbound = inboundRaw.map((x: unknown, i: number): InboundPortConfig => {
@@ -164,12 +203,7 @@ export function parseAgentConfig(raw: unknown, baseDir: string): AgentConfig {
   const logLevel = (r.logLevel ?? 'info') as AgentConfig['logLevel'];
   if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(logLevel)) throw bad('logLevel', 'unknown level');
   if (inbound.length === 0 && outbound.length === 0 && httpProxy === undefined) throw bad('inbound', 'configure at least one inbound port, outbound upstream or the HTTP proxy');
-  return deepFreeze({
-    svidFile: file(id.svid, 'identity.svid', baseDir),
-    keyFile: file(id.key, 'identity.key', baseDir),
-    bundleFile: file(id.bundle, 'identity.bundle', baseDir),
-    revocationsFile: id.revocations === undefined ? undefined : file(id.revocations, 'identity.revocations', baseDir),
-    policyDir: file(r.policyDir, 'policyDir', baseDir),
+  return {
     inbound,
     outbound,
     httpProxy,
@@ -180,7 +214,7 @@ export function parseAgentConfig(raw: unknown, baseDir: string): AgentConfig {
     reloadIntervalMs: r.reloadInterval === undefined ? DEFAULT_RELOAD_INTERVAL_MS : parseDuration(r.reloadInterval as string, 'reloadInterval'),
     workers,
     logLevel,
-  });
+  };
 }
 
 /** `port=8443,app=8080,protocol=http,mode=PERMISSIVE,appProtocol=h2c,host=…,appHost=…` → inbound entry. */

@@ -10,14 +10,13 @@
 import { readFile } from 'node:fs/promises';
 import type { Clock } from '../../core/clock.js';
 import type { Logger } from '../../core/logging.js';
-import { AdminServer, registryMetrics } from '../admin.js';
-import { notReady } from '../agent.js';
+import { AdminServer, notReady, registryMetrics } from '../admin.js';
 import type { AgentConfig } from '../config.js';
 import { AgentMetrics } from '../metrics.js';
 import type { OutboundTarget } from '../policy-authorizer.js';
 import { AuthorizerHolder } from '../proxy/authorizer.js';
 import { HttpProxyListener } from '../proxy/http-proxy.js';
-import { createJwtVerifier, type JwtVerifier } from '../proxy/http/jwt.js';
+import type { JwtVerifier } from '../proxy/http/jwt.js';
 import { InboundListener } from '../proxy/inbound.js';
 import { LiveConnections } from '../proxy/live-connections.js';
 import { OutboundListener } from '../proxy/outbound.js';
@@ -75,6 +74,7 @@ export async function startControlledAgent(proxy: ProxyConfig, control: ControlO
     let jwt: JwtVerifier | undefined;
     if (proxy.jwt !== undefined) {
       const jwks = proxy.jwt.jwksFile !== undefined ? JSON.parse(await readFile(proxy.jwt.jwksFile, 'utf8')) : new URL(proxy.jwt.jwksUri as string);
+      const { createJwtVerifier } = await import('../proxy/http/jwt.js'); // jose only when JWTs are configured (ADR 0044)
       jwt = createJwtVerifier({ issuer: proxy.jwt.issuer, audiences: proxy.jwt.audiences, jwks }, clock);
     }
     const common = { trust, authorizers, live, metrics, events: spool, clock, limits: proxy.limits };

@@ -3,7 +3,6 @@
  * predict the agent SPIFFE ID the server will derive (the CSR must name it, ADR 0061).
  * `join_token` for VMs and bare hosts, `k8s_psat` (projected service-account token) for pods.
  */
-import { decodeJwt } from 'jose';
 import type { EvidenceCollector } from '../../platforms/attestor.js';
 import { agentSpiffeId } from '../../platforms/attestor.js';
 import { JoinTokenCollector } from '../../platforms/join-token/collector.js';
@@ -33,6 +32,8 @@ export async function collectEvidence(choice: AttestorChoice, trustDomain: strin
   const evidence = await collector.collect();
   // The server names the agent after the pod the token is bound to; read it from the token's
   // claims (unverified here: the server verifies the token by TokenReview, this only predicts).
+  // jose is loaded only on this path, not by every agent (ADR 0044).
+  const { decodeJwt } = await import('jose');
   let podUid: unknown;
   try {
     const claims = decodeJwt(evidence.token) as { 'kubernetes.io'?: { pod?: { uid?: unknown } } };

@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { DEFAULT_SPOOL_MAX_BYTES, type AgentConfig } from '../config.js';
+import { DEFAULT_SPOOL_MAX_BYTES, type ProxyAgentConfig } from '../config.js';
 import type { ControlOptions, ProxyConfig } from './agent.js';
 import { ControlError } from './errors.js';
 import { trustDomainOfBundle } from './session.js';
@@ -36,8 +36,8 @@ export function appPortInbound(appPort: string): string {
   return `port=${DEFAULT_INBOUND_PORT},app=${appPort},protocol=http`;
 }
 
-/** Validates the control flags; `proxy` is the already-parsed static-mode config (identity files unused). */
-export function resolveControlOptions(flags: ControlFlags, proxy: AgentConfig, cwd: string): { proxy: ProxyConfig; control: ControlOptions } {
+/** Validates the control flags; `proxy` is the already-parsed config (`parseAgentConfig(…, 'control')`). */
+export function resolveControlOptions(flags: ControlFlags, proxy: ProxyAgentConfig, cwd: string): { proxy: ProxyConfig; control: ControlOptions } {
   if (flags.server === undefined) throw bad('server', 'required in control-plane mode');
   if (flags.serverBundle === undefined) throw bad('serverBundle', 'the server\'s trust bundle (`<data-dir>/bundle.pem`) is required to reach it safely');
   let bundle: string;

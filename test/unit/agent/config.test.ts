@@ -83,3 +83,26 @@ test('flags override the file, and every file field has a flag', () => {
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('control mode: no identity files or policy directory, and they are refused if given', () => {
+  const raw = { inbound: [{ port: 8443, appPort: 8080, protocol: 'http' }], admin: 'off' };
+  assert.throws(() => parseAgentConfig(raw, '/'), (e: unknown) => isWardError(e) && e.code === 'ERR_AGENT_CONFIG' && e.details?.path === 'identity', 'static mode still requires identity');
+  const ctl = parseAgentConfig(raw, '/', 'control');
+  assert.equal(ctl.inbound[0]?.appPort, 8080);
+  assert.equal('svidFile' in ctl, false);
+  assert.equal('policyDir' in ctl, false);
+  assert.ok(Object.isFrozen(ctl));
+  assert.deepEqual(parseAgentConfig({ ...raw, identity: {} }, '/', 'control').inbound, ctl.inbound, 'an empty identity (from flag merging) counts as absent');
+  for (const [extra, path] of [[{ identity: { svid: 's.pem' } }, 'identity'], [{ policyDir: 'p' }, 'policyDir']] as const) {
+    assert.throws(() => parseAgentConfig({ ...raw, ...extra }, '/', 'control'), (e: unknown) => isWardError(e) && e.code === 'ERR_AGENT_CONFIG' && e.details?.path === path, path);
+  }
+  assert.throws(() => parseAgentConfig({ admin: 'off' }, '/', 'control'), (e: unknown) => isWardError(e) && e.details?.path === 'inbound', 'shared validation still applies');
+});
+
+test('control mode through the CLI flags: no placeholders needed', () => {
+  const c = resolveAgentConfig({ inbound: ['port=8443,app=8080,protocol=http'], admin: '127.0.0.1:0' }, '/work', 'control');
+  assert.deepEqual(c.admin, { host: '127.0.0.1', port: 0 });
+  assert.equal('svidFile' in c, false);
+  assert.throws(() => resolveAgentConfig({ inbound: ['port=8443,app=8080'], svid: 's.pem' }, '/work', 'control'), (e: unknown) => isWardError(e) && e.details?.path === 'identity');
+  assert.throws(() => resolveAgentConfig({ inbound: ['port=8443,app=8080'], policyDir: 'p' }, '/work', 'control'), (e: unknown) => isWardError(e) && e.details?.path === 'policyDir');
+});

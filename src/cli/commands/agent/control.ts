@@ -5,31 +5,15 @@
  */
 import { spawn } from 'node:child_process';
 import { constants as osConstants } from 'node:os';
-import type { Command } from 'commander';
 import { createLogger } from '../../../core/logging.js';
 import { AgentError } from '../../../agent/errors.js';
 import { startControlledAgent } from '../../../agent/control/agent.js';
-import { appPortInbound, resolveControlOptions, type ControlFlags } from '../../../agent/control/options.js';
+import { appPortInbound, resolveControlOptions } from '../../../agent/control/options.js';
 import type { CliContext } from '../../context.js';
-import { resolveAgentConfig, type AgentFlags } from './options.js';
+import type { ControlledFlags } from './control-options.js';
+import { resolveAgentConfig } from './options.js';
 
-/** Identity files and policy directory are not used in control-plane mode. */
-const UNUSED = '/dev/null';
-
-export function addControlOptions(cmd: Command): Command {
-  return cmd
-    .option('--server <url>', 'control-plane mode: the server\'s agent API (https://host:7401)')
-    .option('--server-bundle <file>', 'the server\'s trust bundle (<data-dir>/bundle.pem)')
-    .option('--trust-domain <td>', 'trust domain (default: read from the bundle)')
-    .option('--join-token <token>', 'attest with this single-use join token')
-    .option('--k8s-cluster <name>', 'attest with a projected service-account token (k8s_psat) for this cluster')
-    .option('--k8s-token <file>', 'the projected token file (default /var/run/secrets/tokens/ward-agent)')
-    .option('--service <name>', 'the service this agent fronts (entry selector ward:service:<name>)')
-    .option('--spiffe-id <id>', 'the SPIFFE ID to serve (instead of --service)')
-    .option('--app-port <port>', 'shorthand for --inbound port=8443,app=<port>,protocol=http');
-}
-
-export type ControlledFlags = AgentFlags & ControlFlags;
+export type { ControlledFlags } from './control-options.js';
 
 function untilAborted(signal: AbortSignal): Promise<void> {
   return signal.aborted ? Promise.resolve() : new Promise((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
@@ -40,7 +24,7 @@ export async function runControlled(flags: ControlledFlags, ctx: CliContext, com
   if (command !== undefined && command.length === 0) throw new AgentError('ERR_AGENT_CHILD', 'no command given after --');
   const cwd = process.cwd();
   const inbound = [...(flags.inbound ?? []), ...(flags.appPort === undefined ? [] : [appPortInbound(flags.appPort)])];
-  const base = resolveAgentConfig({ ...flags, inbound, svid: UNUSED, key: UNUSED, bundle: UNUSED, policyDir: UNUSED }, cwd);
+  const base = resolveAgentConfig({ ...flags, inbound }, cwd, 'control');
   const { proxy, control } = resolveControlOptions(flags, base, cwd);
   const logger = createLogger({ name: 'ward-agent', level: base.logLevel });
   const agent = await startControlledAgent(proxy, control, { clock: ctx.clock, logger });

@@ -9,7 +9,7 @@ import type { CliContext, CommandRegistrar } from '../../context.js';
 import { reportError } from '../../output.js';
 import { addAgentOptions, resolveAgentConfig, type AgentFlags } from './options.js';
 import { runAgent, runWrapped } from './run.js';
-import { addControlOptions, runControlled, type ControlledFlags } from './control.js';
+import { addControlOptions, type ControlledFlags } from './control-options.js';
 
 export const registerAgent: CommandRegistrar = (program: Command, ctx: CliContext) => {
   const agent = addControlOptions(addAgentOptions(
@@ -19,6 +19,8 @@ export const registerAgent: CommandRegistrar = (program: Command, ctx: CliContex
   )).action(async (flags: AgentFlags & ControlledFlags) => {
     try {
       if (flags.server !== undefined) {
+        // The control-plane client (api, pki CSR, attestors) is loaded only in control mode.
+        const { runControlled } = await import('./control.js');
         ctx.exitCode = await runControlled(flags, ctx);
         return;
       }
@@ -37,6 +39,7 @@ export const registerAgent: CommandRegistrar = (program: Command, ctx: CliContex
     try {
       const merged = { ...agent.opts<AgentFlags & ControlledFlags>(), ...flags };
       if (merged.server !== undefined) {
+        const { runControlled } = await import('./control.js');
         ctx.exitCode = await runControlled(merged, ctx, command);
         return;
       }

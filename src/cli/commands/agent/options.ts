@@ -7,7 +7,7 @@ import { dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { parse as parseYaml } from 'yaml';
 import { AgentError } from '../../../agent/errors.js';
-import { parseAgentConfig, parseInboundFlag, parseOutboundFlag, type AgentConfig } from '../../../agent/config.js';
+import { parseAgentConfig, parseInboundFlag, parseOutboundFlag, type AgentConfig, type ProxyAgentConfig } from '../../../agent/config.js';
 
 export interface AgentFlags {
   config?: string;
@@ -62,8 +62,10 @@ export function addAgentOptions(cmd: Command): Command {
     .option('--log-level <level>', 'logLevel');
 }
 
-/** Reads the config file (if any), overlays the flags, validates. */
-export function resolveAgentConfig(flags: AgentFlags, cwd: string): AgentConfig {
+/** Reads the config file (if any), overlays the flags, validates (for static or control-plane mode). */
+export function resolveAgentConfig(flags: AgentFlags, cwd: string, mode?: 'static'): AgentConfig;
+export function resolveAgentConfig(flags: AgentFlags, cwd: string, mode: 'control'): ProxyAgentConfig;
+export function resolveAgentConfig(flags: AgentFlags, cwd: string, mode: 'static' | 'control' = 'static'): AgentConfig | ProxyAgentConfig {
   let raw: Record<string, unknown> = {};
   let baseDir = cwd;
   if (flags.config !== undefined) {
@@ -118,5 +120,5 @@ export function resolveAgentConfig(flags: AgentFlags, cwd: string): AgentConfig 
   if (flags.reloadInterval !== undefined) merged.reloadInterval = flags.reloadInterval;
   if (flags.workers !== undefined) merged.workers = flags.workers;
   if (flags.logLevel !== undefined) merged.logLevel = flags.logLevel;
-  return parseAgentConfig(merged, baseDir);
+  return mode === 'control' ? parseAgentConfig(merged, baseDir, 'control') : parseAgentConfig(merged, baseDir);
 }
