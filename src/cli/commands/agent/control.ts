@@ -3,8 +3,6 @@
  * `ward agent run --server … -- <command…>`: the agent in control-plane mode (identity and
  * policy from a `ward server`), on the same proxy flags as static mode.
  */
-import { spawn } from 'node:child_process';
-import { constants as osConstants } from 'node:os';
 import { createLogger } from '../../../core/logging.js';
 import { AgentError } from '../../../agent/errors.js';
 import { startControlledAgent } from '../../../agent/control/agent.js';
@@ -12,6 +10,7 @@ import { appPortInbound, resolveControlOptions } from '../../../agent/control/op
 import type { CliContext } from '../../context.js';
 import type { ControlledFlags } from './control-options.js';
 import { resolveAgentConfig } from './options.js';
+import { superviseChild } from './child.js';
 
 export type { ControlledFlags } from './control-options.js';
 
@@ -35,20 +34,7 @@ export async function runControlled(flags: ControlledFlags, ctx: CliContext, com
   } else {
     const env: Record<string, string | undefined> = { ...process.env, ...ctx.env, WARD_AGENT: '1' };
     if (proxy.httpProxy !== undefined) env.HTTP_PROXY = env.http_proxy = `http://${proxy.httpProxy.host}:${proxy.httpProxy.port}`;
-    const child = spawn(command[0] as string, command.slice(1), { stdio: 'inherit', env });
-    code = await new Promise<number>((resolve) => {
-      const onAbort = (): void => void child.kill('SIGTERM');
-      ctx.signal.addEventListener('abort', onAbort, { once: true });
-      child.once('error', (error) => {
-        ctx.signal.removeEventListener('abort', onAbort);
-        ctx.io.stderr(`ward: ERR_AGENT_CHILD: could not start ${command[0]}: ${(error as NodeJS.ErrnoException).code ?? 'error'}\n`);
-        resolve(127);
-      });
-      child.once('exit', (exitCode, signal) => {
-        ctx.signal.removeEventListener('abort', onAbort);
-        resolve(exitCode ?? 128 + ((signal === null ? 0 : osConstants.signals[signal]) ?? 0));
-      });
-    });
+    code = await superviseChild(command, env, ctx);
   }
   await agent.stop();
   return code;

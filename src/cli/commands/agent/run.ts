@@ -1,7 +1,6 @@
 /** Runs the agent until the CLI's signal aborts, or wraps an application child process. */
-import { spawn } from 'node:child_process';
-import { constants as osConstants } from 'node:os';
 import type { CliContext } from '../../context.js';
+import { superviseChild } from './child.js';
 import { createLogger } from '../../../core/logging.js';
 import { AgentError } from '../../../agent/errors.js';
 import type { AgentConfig } from '../../../agent/config.js';
@@ -41,20 +40,8 @@ export async function runWrapped(config: AgentConfig, command: readonly string[]
     env.HTTP_PROXY = proxy;
     env.http_proxy = proxy;
   }
-  const child = spawn(command[0] as string, command.slice(1), { stdio: 'inherit', env });
-  const code = await new Promise<number>((resolve) => {
-    const onAbort = (): void => void child.kill('SIGTERM');
-    ctx.signal.addEventListener('abort', onAbort, { once: true });
-    child.once('error', (error) => {
-      ctx.signal.removeEventListener('abort', onAbort);
-      ctx.io.stderr(`ward: ERR_AGENT_CHILD: could not start ${command[0]}: ${(error as NodeJS.ErrnoException).code ?? 'error'}\n`);
-      resolve(127);
-    });
-    child.once('exit', (exitCode, signal) => {
-      ctx.signal.removeEventListener('abort', onAbort);
-      resolve(exitCode ?? 128 + ((signal === null ? 0 : osConstants.signals[signal]) ?? 0));
-    });
-  });
+  const code = await superviseChild(command, env, ctx);
   await agent.stop();
   return code;
 }
+
