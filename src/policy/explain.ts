@@ -15,22 +15,11 @@ import {
   type PolicyTrace,
   type SourceRef,
 } from './evaluate.js';
-import type { FileAccess, Transport } from './model.js';
+import type { QueryInputs } from './model.js';
 
-export interface ExplainQuery {
+export interface ExplainQuery extends QueryInputs {
   readonly source?: SourceRef;
   readonly destination: DestinationRef;
-  readonly port?: number;
-  readonly protocol?: Transport;
-  readonly http?: {
-    readonly method: string;
-    readonly path: string;
-    readonly host?: string;
-    readonly headers?: Readonly<Record<string, string>>;
-    readonly claims?: Readonly<Record<string, unknown>>;
-  };
-  readonly process?: { readonly path: string; readonly sha256?: string };
-  readonly file?: { readonly path: string; readonly access: FileAccess };
 }
 
 export interface Explanation {

@@ -153,3 +153,22 @@ export interface PolicyWorkload extends WorkloadIdentity {
 export function policyRef(policy: { readonly kind: string; readonly name: string; readonly namespace?: string }): string {
   return policy.namespace ? `${policy.namespace}/${policy.name}` : policy.name;
 }
+
+/**
+ * What a question to the engine may carry beyond source and destination: the port and, for the
+ * layer being asked about, the HTTP request, the process or the file access. Shared by
+ * `ward explain` queries and PolicyTest cases so both always accept the same inputs.
+ */
+export interface QueryInputs {
+  readonly port?: number;
+  readonly protocol?: Transport;
+  readonly http?: {
+    readonly method: string;
+    readonly path: string;
+    readonly host?: string;
+    readonly headers?: Readonly<Record<string, string>>;
+    readonly claims?: Readonly<Record<string, unknown>>;
+  };
+  readonly process?: { readonly path: string; readonly sha256?: string };
+  readonly file?: { readonly path: string; readonly access: FileAccess };
+}

@@ -24,10 +24,10 @@ import {
   type PolicyAction,
   type PolicyMode,
   type PolicyWorkload,
+  type QueryInputs,
   type ProcessRule,
   type RuntimePolicy,
   type Subject,
-  type Transport,
 } from './model.js';
 import { DocReader, isRecord, join, type Json } from './reader.js';
 import { loadYamlDocuments, type YamlLimits } from './yaml.js';
@@ -52,21 +52,10 @@ export interface PolicyTestDocument {
   readonly cases: readonly PolicyTestCase[];
 }
 
-export interface PolicyTestCase {
+export interface PolicyTestCase extends QueryInputs {
   readonly name: string;
   readonly from: string;
   readonly to: string;
-  readonly port?: number;
-  readonly protocol?: Transport;
-  readonly http?: {
-    readonly method: string;
-    readonly path: string;
-    readonly host?: string;
-    readonly headers?: Readonly<Record<string, string>>;
-    readonly claims?: Readonly<Record<string, unknown>>;
-  };
-  readonly process?: { readonly path: string; readonly sha256?: string };
-  readonly file?: { readonly path: string; readonly access: FileAccess };
   readonly expect: 'allow' | 'deny';
   /** When set, the deciding policy must be this one (`namespace/name` or `name`). */
   readonly expectPolicy?: string;
