@@ -1,6 +1,7 @@
 /**
  * The inbound stack for one port, top to bottom:
- *   accept → detect (PERMISSIVE only) → tls (mTLS, peer SVID checks) → authorize (L4)
+ *   accept → detect (PERMISSIVE only: TLS, h2c prior knowledge on HTTP ports, plaintext)
+ *   → tls (mTLS, full X509-SVID checks of the peer, cached per certificate) → authorize (L4)
  *   → forward (tcp ports) | http (L7 ports, per-request decisions).
  */
 import type { X509Certificate } from 'node:crypto';
@@ -76,7 +77,7 @@ export class InboundListener {
       return;
     }
     socket.resume();
-    const detected = await detectProtocol(socket, this.deps.limits.detectTimeoutMs);
+    const detected = await detectProtocol(socket, this.deps.limits.detectTimeoutMs, { h2c: this.#http !== undefined });
     if (detected === undefined) {
       socket.destroy();
       return;
@@ -86,7 +87,7 @@ export class InboundListener {
       return;
     }
     const peer: PeerIdentity = { spiffeId: UNAUTHENTICATED, authenticated: false, attributes: {} };
-    this.#authorized(socket, peer, undefined, undefined);
+    this.#authorized(socket, peer, undefined, undefined, detected === 'h2c');
   }
 
   #onSecure(socket: TLSSocket): void {
@@ -111,7 +112,7 @@ export class InboundListener {
     this.#authorized(socket, peer, cert, { spiffeId: check.spiffeId, fingerprint256: check.fingerprint256, serial: check.serial });
   }
 
-  #authorized(socket: Socket, peer: PeerIdentity, cert: X509Certificate | undefined, verified: Omit<VerifiedConnection, 'ctx' | 'live'> | undefined): void {
+  #authorized(socket: Socket, peer: PeerIdentity, cert: X509Certificate | undefined, verified: Omit<VerifiedConnection, 'ctx' | 'live'> | undefined, h2c = false): void {
     const { authorizers, metrics, live, clock } = this.deps;
     const ctx: ConnectionContext = { direction: 'inbound', source: peer, destination: this.deps.trust.spiffeId, port: this.config.port };
     const decision = authorizers.current.authorizeConnection(ctx);
@@ -143,7 +144,7 @@ export class InboundListener {
     };
     if (this.#http !== undefined) {
       socket.once('close', () => onDone(socket.bytesRead, socket.bytesWritten));
-      this.#http.accept(socket, { ctx, live: conn, spiffeId: peer.authenticated ? peer.spiffeId : undefined, fingerprint256: verified?.fingerprint256, serial: verified?.serial });
+      this.#http.accept(socket, { ctx, live: conn, spiffeId: peer.authenticated ? peer.spiffeId : undefined, fingerprint256: verified?.fingerprint256, serial: verified?.serial }, h2c);
       return;
     }
     const app = connect({ host: this.config.appHost, port: this.config.appPort });

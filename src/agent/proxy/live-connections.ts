@@ -4,7 +4,7 @@
  * connections carry the registry's epoch and re-check on their next request.
  */
 import type { X509Certificate } from 'node:crypto';
-import type { AuthorizerHolder, ConnectionContext } from './authorizer.js';
+import type { AuthorizerHolder, ConnectionContext, RequestContext } from './authorizer.js';
 import type { TrustState } from './trust.js';
 
 export interface LiveConnection {
@@ -12,8 +12,13 @@ export interface LiveConnection {
   /** The verified peer certificate (inbound mTLS) or upstream server certificate (outbound). */
   readonly cert: X509Certificate | undefined;
   readonly serial: string | undefined;
-  /** L7 connections are re-checked per request instead of being closed here. */
-  readonly l7: boolean;
+  /**
+   * L7 connections are re-checked per request instead of being closed here. An upgraded
+   * connection (101, spliced bytes) stops being L7: it is re-checked here from then on.
+   */
+  l7: boolean;
+  /** The request an upgraded connection was allowed for, re-authorized on every re-check. */
+  request?: RequestContext;
   /** Registry epoch at the last successful check. */
   epoch: number;
   /** `TrustState.bundleVersion` when the peer was verified (set by {@link LiveConnections.add}). */
@@ -60,6 +65,7 @@ export class LiveConnections {
       conn.bundleVersion = this.trust.bundleVersion;
     }
     if (!this.authorizers.current.authorizeConnection(conn.ctx).allow) return 'ERR_AGENT_CONNECTION_DENIED';
+    if (conn.request !== undefined && !this.authorizers.current.authorizeRequest(conn.request).allow) return 'ERR_AGENT_REQUEST_DENIED';
     return undefined;
   }
 

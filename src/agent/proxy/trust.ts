@@ -6,8 +6,11 @@
  */
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { createSecureContext, type SecureContext, type SecureContextOptions } from 'node:tls';
+import { systemClock, type Clock } from '../../core/clock.js';
+import { tryParseSpiffeId } from '../../core/spiffe-id.js';
+import { createTrustBundle, type PeerCertificateLike } from '../../pki/index.js';
 import { AgentError } from '../errors.js';
-import { checkPeerCertificate, normalizeSerial, type PeerCheck } from './peer-identity.js';
+import { checkPeerCertificate, normalizeSerial, PEER_CACHE_SIZE, PeerVerifier, type PeerCheck } from './peer-identity.js';
 
 export interface TlsMaterial {
   /** The SVID leaf followed by any intermediates, PEM. */
@@ -35,19 +38,22 @@ export class TrustState {
   #spiffeId: string;
   #context: SecureContext;
   #contextOptions: SecureContextOptions;
+  #verifier: PeerVerifier;
   #revoked: ReadonlySet<string> = new Set();
   #bundleVersion = 0;
   readonly #listeners = new Set<(what: 'material' | 'revocations') => void>();
 
-  constructor(material: TlsMaterial) {
+  /** @param clock the time peer certificates are verified at (validity windows). */
+  constructor(material: TlsMaterial, private readonly clock: Clock = systemClock) {
     const built = TrustState.#build(material);
     this.#material = material;
     this.#spiffeId = built.spiffeId;
     this.#context = built.context;
     this.#contextOptions = built.options;
+    this.#verifier = built.verifier;
   }
 
-  static #build(material: TlsMaterial): { spiffeId: string; context: SecureContext; options: SecureContextOptions } {
+  static #build(material: TlsMaterial): { spiffeId: string; context: SecureContext; options: SecureContextOptions; verifier: PeerVerifier } {
     const certs = splitPem(material.certPem);
     const cas = splitPem(material.bundlePem);
     if (certs.length === 0 || cas.length === 0) throw new AgentError('ERR_AGENT_TLS_MATERIAL', 'SVID and bundle must each hold at least one PEM certificate');
@@ -70,7 +76,28 @@ export class TrustState {
       ciphers: TLS_CIPHERS,
       honorCipherOrder: true,
     };
-    return { spiffeId: check.spiffeId, context: createSecureContext(options), options };
+    return { spiffeId: check.spiffeId, context: createSecureContext(options), options, verifier: TrustState.#makeVerifier(cas, certs.slice(1), check.spiffeId) };
+  }
+
+  /**
+   * The X509-SVID verifier for peers: the bundle's authorities, the agent's own trust domain,
+   * and the intermediates of its own SVID as candidates for peers presented without a chain.
+   */
+  static #makeVerifier(cas: readonly string[], ownIntermediates: readonly string[], ownId: string): PeerVerifier {
+    const trustDomain = (tryParseSpiffeId(ownId) as NonNullable<ReturnType<typeof tryParseSpiffeId>>).trustDomain;
+    const authorities: { der: Buffer }[] = [];
+    for (const pem of cas) {
+      try {
+        const der = new X509Certificate(pem).raw;
+        createTrustBundle({ x509Authorities: [{ der }] });
+        authorities.push({ der });
+      } catch {
+        // An authority `src/pki` cannot read (unsupported algorithm) anchors nothing: its peers fail closed.
+      }
+    }
+    if (authorities.length === 0) throw new AgentError('ERR_AGENT_TLS_MATERIAL', 'the trust bundle holds no certificate usable as an X509-SVID authority');
+    const intermediates = ownIntermediates.map((pem) => new X509Certificate(pem).raw);
+    return new PeerVerifier(createTrustBundle({ trustDomain, x509Authorities: authorities }), trustDomain, PEER_CACHE_SIZE, intermediates);
   }
 
   get spiffeId(): string {
@@ -108,17 +135,33 @@ export class TrustState {
     this.#spiffeId = built.spiffeId;
     this.#context = built.context;
     this.#contextOptions = built.options;
+    // A new verifier (empty cache) for every new material: the bundle or the trust domain may differ.
+    this.#verifier = built.verifier;
     this.#emit('material');
   }
 
   /** Replaces the revoked serial numbers (hex, any case). */
   setRevoked(serials: Iterable<string>): void {
     this.#revoked = new Set([...serials].map(normalizeSerial));
+    this.#verifier.clear();
     this.#emit('revocations');
   }
 
-  checkPeer(cert: X509Certificate | undefined): PeerCheck {
-    return checkPeerCertificate(cert, this.#revoked);
+  /**
+   * Verifies a peer leaf that OpenSSL chained to the bundle with the full X509-SVID rules
+   * (`src/pki` `verifyX509Svid`) at the injected clock's time, once per certificate
+   * (cached by fingerprint, see {@link PeerVerifier}), and checks revocation.
+   *
+   * @param chain `getPeerCertificate(true)` when `cert` carries no issuer links (made from raw
+   *   DER); without it, the issuer links of `cert` (as `getPeerX509Certificate()` sets them).
+   */
+  checkPeer(cert: X509Certificate | undefined, chain?: PeerCertificateLike): PeerCheck {
+    return this.#verifier.verify(cert, chain, this.#revoked, this.clock.now());
+  }
+
+  /** Number of verified peer certificates cached (for tests and the admin endpoint). */
+  get verifiedPeers(): number {
+    return this.#verifier.size;
   }
 
   /**

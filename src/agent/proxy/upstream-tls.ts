@@ -45,7 +45,7 @@ export function connectUpstream(service: UpstreamService, trust: TrustState, tim
       ALPNProtocols: alpn === undefined ? undefined : [...alpn],
       checkServerIdentity: (_host, peer) => {
         const cert = new X509Certificate(peer.raw);
-        const check = trust.checkPeer(cert);
+        const check = trust.checkPeer(cert, peer);
         if (!check.ok) {
           failure = new AgentError(check.reason, 'upstream certificate rejected', { details: { service: service.name } });
           return failure;

@@ -1,10 +1,11 @@
 // Inbound L7: per-request API policy, identity header, path normalisation, hostile HTTP.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { connect as h2connect, createServer as createH2cServer, type ClientHttp2Session, type Http2Server } from 'node:http2';
+import { connect as h2connect, type ClientHttp2Session } from 'node:http2';
 import { generateKeyPair, exportJWK, SignJWT } from 'jose';
 import { createTestCa, type TestCa, type TestSvid } from './support/pki.js';
 import { startHttpApp, mtlsConnect, roundTrip, waitClose, plainConnect } from './support/net.js';
+import { assertGrpcThroughAgent, h2Request } from './support/h2.js';
 import { startInbound, type InboundHarness } from './support/inbound.js';
 import { StaticAuthorizer, type StaticPolicy } from '../../../src/agent/proxy/static-authorizer.js';
 import { createJwtVerifier } from '../../../src/agent/proxy/http/jwt.js';
@@ -199,21 +200,6 @@ function h2Session(port: number, svid: TestSvid): Promise<ClientHttp2Session> {
   });
 }
 
-function h2Request(session: ClientHttp2Session, headers: Record<string, string>, body?: Buffer): Promise<{ headers: Record<string, unknown>; trailers: Record<string, unknown>; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = session.request(headers);
-    let responseHeaders: Record<string, unknown> = {};
-    let trailers: Record<string, unknown> = {};
-    let data = '';
-    req.on('response', (hd) => (responseHeaders = hd as Record<string, unknown>));
-    req.on('trailers', (t) => (trailers = t as Record<string, unknown>));
-    req.on('data', (c: Buffer) => (data += c.toString()));
-    req.on('end', () => resolve({ headers: responseHeaders, trailers, body: data }));
-    req.on('error', reject);
-    req.end(body);
-  });
-}
-
 test('HTTP/2 requests are authorized per request like HTTP/1.1', async () => {
   const session = await h2Session(h.port, web);
   try {
@@ -230,32 +216,11 @@ test('HTTP/2 requests are authorized per request like HTTP/1.1', async () => {
 });
 
 test('gRPC over HTTP/2 reaches an h2c app with trailers; denied calls get grpc-status 7', async () => {
-  const grpcApp: Http2Server = createH2cServer();
-  grpcApp.on('stream', (stream, headers) => {
-    stream.on('data', () => undefined);
-    stream.on('end', () => {
-      stream.respond({ ':status': 200, 'content-type': 'application/grpc', 'x-path': String(headers[':path']) }, { waitForTrailers: true });
-      stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0' }));
-      stream.end(Buffer.from([0, 0, 0, 0, 0]));
-    });
-  });
-  await new Promise<void>((r) => grpcApp.listen(0, '127.0.0.1', r));
-  const gh = await startInbound({ material: ca.material(server), authorizer: new StaticAuthorizer(policies, 'v1'), appPort: (grpcApp.address() as { port: number }).port, protocol: 'http', appProtocol: 'h2c' });
-  const session = await h2Session(gh.port, web);
-  try {
-    const frame = Buffer.from([0, 0, 0, 0, 0]);
-    const ok = await h2Request(session, { ':method': 'POST', ':path': '/orders.Orders/Get', 'content-type': 'application/grpc', te: 'trailers' }, frame);
-    assert.equal(ok.headers[':status'], 200);
-    assert.equal(ok.trailers['grpc-status'], '0');
-    const denied = await h2Request(session, { ':method': 'POST', ':path': '/orders.Orders/Delete', 'content-type': 'application/grpc', te: 'trailers' }, frame);
-    assert.equal(denied.headers[':status'], 200);
-    assert.equal(denied.headers['grpc-status'], '7');
-    assert.equal(denied.headers['grpc-message'], 'ERR_AGENT_REQUEST_DENIED');
-  } finally {
-    session.close();
-    await gh.close();
-    await new Promise<void>((r) => grpcApp.close(() => r()));
-  }
+  await assertGrpcThroughAgent(
+    (appPort) => startInbound({ material: ca.material(server), authorizer: new StaticAuthorizer(policies, 'v1'), appPort, protocol: 'http', appProtocol: 'h2c' }),
+    (port) => h2Session(port, web),
+    '/orders.Orders/Get', '/orders.Orders/Delete',
+  );
 });
 
 test('plaintext to an mTLS HTTP port gets no HTTP answer', async () => {

@@ -5,9 +5,11 @@
  * validates the end-user JWT, asks the authorizer, then forwards to the app with the verified
  * caller identity. Denials carry only a Ward error code.
  */
-import { createServer as createHttp1Server, type IncomingMessage, type Server as Http1Server, type ServerResponse } from 'node:http';
+import { createServer as createHttp1Server, request as httpRequest, STATUS_CODES, type IncomingMessage, type OutgoingHttpHeaders, type Server as Http1Server, type ServerResponse } from 'node:http';
 import { createServer as createHttp2Server, type Http2Server, type Http2ServerRequest, type Http2ServerResponse } from 'node:http2';
 import type { Socket } from 'node:net';
+import type { RequestContext } from '../authorizer.js';
+import { splice } from '../forward.js';
 import type { InboundDeps, InboundPortConfig } from '../inbound-config.js';
 import { AppClient } from './app-client.js';
 import { requestHeadersForApp, responseHeadersForCaller } from './headers.js';
@@ -26,6 +28,8 @@ const CONN: unique symbol = Symbol('ward.verifiedConnection');
 type Tagged = Socket & { [CONN]?: VerifiedConnection };
 
 type Req = IncomingMessage | Http2ServerRequest;
+type Allowed = Extract<Decided, { allow: true }> & { readonly request: RequestContext };
+type Denied = Extract<Decided, { allow: false }>;
 type Res = ServerResponse | Http2ServerResponse;
 
 const STATUS_FOR: Readonly<Record<string, number>> = {
@@ -88,7 +92,10 @@ export class HttpInbound {
     // The server never listens (connections are handed over), so start its header/request
     // timeout sweeper the way `listen` would; it is what bounds slow-loris clients.
     this.#h1.emit('listening');
-    this.#h1.on('upgrade', (_req: IncomingMessage, socket: Socket) => socket.destroy());
+    this.#h1.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
+      socket.pause();
+      void this.#upgrade(req, socket as Tagged, head).catch(() => this.#endRaw(socket, 'ERR_AGENT_REQUEST_DENIED'));
+    });
     this.#h2 = createHttp2Server({
       maxSessionMemory: 10,
       settings: { maxConcurrentStreams: limits.maxConcurrentStreams, maxHeaderListSize: limits.maxHeaderBytes, enablePush: false },
@@ -116,7 +123,107 @@ export class HttpInbound {
     }
   }
 
-  #decideLean(verified: VerifiedConnection, method: string, target: string, host: string, fields: readonly HeadField[], started: number): Decided | Promise<Decided> {
+  /**
+   * An HTTP/1.1 `Connection: upgrade` request (WebSocket or any other token but `h2c`), handed
+   * over by llhttp: decided like any request, forwarded to the app on a connection of its own;
+   * a `101` from the app is relayed and the two connections are spliced (L4, idle timeout),
+   * the connection then re-checked like an L4 one (revocation or a policy change closes it).
+   * Any other answer is relayed and the connection closed. Denials answer the Ward code and close.
+   */
+  async #upgrade(req: IncomingMessage, socket: Tagged, head: Buffer): Promise<void> {
+    const started = performance.now();
+    const verified = socket[CONN];
+    if (verified === undefined) {
+      socket.destroy();
+      return;
+    }
+    const method = req.method ?? '';
+    const headers = req.headers;
+    const protocols = String(headers.upgrade ?? '').toLowerCase().split(',').map((t) => t.trim());
+    // A body would be read as the new protocol's bytes; h2c would carry requests no policy sees.
+    if ((headers['content-length'] !== undefined && headers['content-length'] !== '0') || headers['transfer-encoding'] !== undefined || protocols.some((t) => t === 'h2c' || t.startsWith('h2c/'))) {
+      this.#endRaw(socket, this.#leanDeny(verified, method, '', 'ERR_AGENT_BAD_REQUEST', 'none', started, true).code);
+      return;
+    }
+    const fields: HeadField[] = [];
+    for (let i = 0; i + 1 < req.rawHeaders.length; i += 2) {
+      const raw = req.rawHeaders[i] as string;
+      fields.push({ name: raw.toLowerCase(), raw, value: req.rawHeaders[i + 1] as string });
+    }
+    const decided = await this.#decideLean(verified, method, req.url ?? '', headers.host ?? '', fields, started);
+    if (!decided.allow) {
+      this.#endRaw(socket, decided.code);
+      return;
+    }
+    if (socket.destroyed) return;
+    if (this.config.appProtocol !== 'http1') {
+      this.#endRaw(socket, 'ERR_AGENT_UPSTREAM');
+      return;
+    }
+    const out = requestHeadersForApp(headers);
+    out.host = headers.host;
+    out.connection = 'upgrade';
+    out.upgrade = headers.upgrade;
+    if (decided.identity !== null) out[this.#identity] = decided.identity;
+    const upstream = httpRequest({ host: this.config.appHost, port: this.config.appPort, method, path: decided.path + decided.query, headers: out, agent: false, setHost: false });
+    const timer = setTimeout(() => upstream.destroy(), this.deps.limits.requestTimeoutMs);
+    const gone = (): void => {
+      upstream.destroy();
+    };
+    socket.once('close', gone);
+    upstream.on('error', () => {
+      clearTimeout(timer);
+      this.#endRaw(socket, 'ERR_AGENT_UPSTREAM');
+    });
+    upstream.on('upgrade', (res: IncomingMessage, app: Socket, appHead: Buffer) => {
+      clearTimeout(timer);
+      socket.off('close', gone);
+      const relayed = responseHeadersForCaller(res.headers);
+      relayed.connection = 'upgrade';
+      if (res.headers.upgrade !== undefined) relayed.upgrade = res.headers.upgrade;
+      socket.write(rawHead(101, res.statusMessage, relayed));
+      if (appHead.length > 0) socket.write(appHead);
+      if (head.length > 0) app.write(head);
+      // From here on nothing is parsed: re-check it as an L4 connection, with the request it was
+      // allowed for, whenever policy or trust changes.
+      verified.live.l7 = false;
+      verified.live.request = decided.request;
+      this.#recordRequest(verified, method, decided.path, 101, 'allowed', decided.policy, undefined, started);
+      splice(socket, app, this.deps.limits.idleTimeoutMs, () => undefined);
+    });
+    upstream.on('response', (res: IncomingMessage) => {
+      clearTimeout(timer);
+      const relayed = responseHeadersForCaller(res.headers);
+      // The body arrives de-chunked; without a Content-Length it ends with the connection.
+      delete relayed['transfer-encoding'];
+      relayed.connection = 'close';
+      socket.write(rawHead(res.statusCode ?? 502, res.statusMessage, relayed));
+      res.on('data', (chunk: Buffer) => {
+        if (!socket.write(chunk)) {
+          res.pause();
+          socket.once('drain', () => res.resume());
+        }
+      });
+      res.once('end', () => socket.end(() => socket.destroy()));
+      res.once('error', () => socket.destroy());
+      this.#recordRequest(verified, method, decided.path, res.statusCode ?? 502, 'allowed', decided.policy, undefined, started);
+    });
+    upstream.end();
+  }
+
+  /** Answers `{"code":…}` with the code's status on a raw (detached) HTTP/1.1 socket, then closes it. */
+  #endRaw(socket: Socket, code: string): void {
+    if (!socket.writable) {
+      socket.destroy();
+      return;
+    }
+    const body = `{"code":"${code}"}`;
+    const status = STATUS_FOR[code] ?? 403;
+    socket.end(rawHead(status, undefined, { 'content-type': 'application/json', 'content-length': body.length, connection: 'close' }) + body, () => socket.destroy());
+  }
+
+  /** The decision of both HTTP/1.1 paths; an allowed one also carries the context decided on. */
+  #decideLean(verified: VerifiedConnection, method: string, target: string, host: string, fields: readonly HeadField[], started: number): Allowed | Denied | Promise<Allowed | Denied> {
     const { live, authorizers, trust } = this.deps;
     if (verified.live.epoch !== live.epoch) {
       const reason = live.verdict(verified.live);
@@ -133,12 +240,13 @@ export class HttpInbound {
       else if (f.name === 'set-cookie') headers[f.name] = Array.isArray(prev) ? [...prev, f.value] : [prev, f.value];
       else headers[f.name] = `${prev as string}, ${f.value}`;
     }
-    const finish = (claims: Record<string, unknown> | undefined): Decided => {
-      const decision = authorizers.current.authorizeRequest({ connection: verified.ctx, method, path: t.path, host, headers, jwtClaims: claims });
+    const finish = (claims: Record<string, unknown> | undefined): Allowed | Denied => {
+      const request: RequestContext = { connection: verified.ctx, method, path: t.path, host, headers, jwtClaims: claims };
+      const decision = authorizers.current.authorizeRequest(request);
       if (!decision.allow) return this.#leanDeny(verified, method, t.path, 'ERR_AGENT_REQUEST_DENIED', decision.reference, started, false);
       this.#allowed.inc();
       const identity = verified.spiffeId === undefined ? null : verified.identityHeader ??= identityHeaderValue(trust.spiffeId, verified.spiffeId, verified.fingerprint256);
-      return { allow: true, path: t.path, query: t.query, identity, policy: decision.reference };
+      return { allow: true, path: t.path, query: t.query, identity, policy: decision.reference, request };
     };
     const authorization = headers.authorization;
     const jwt = this.deps.jwt;
@@ -150,18 +258,21 @@ export class HttpInbound {
     return finish(undefined);
   }
 
-  #leanDeny(verified: VerifiedConnection, method: string, path: string, code: string, reference: string, started: number, closeAfter: boolean): Decided {
+  #leanDeny(verified: VerifiedConnection, method: string, path: string, code: string, reference: string, started: number, closeAfter: boolean): Denied {
     this.#denied.inc();
     const status = STATUS_FOR[code] ?? 403;
     this.#recordRequest(verified, method, path, status, 'denied', reference, code, started);
     return { allow: false, code, status, closeAfter: closeAfter || status === 400 };
   }
 
-  /** Hands over an authorized connection. */
-  accept(socket: Socket, verified: VerifiedConnection): void {
+  /**
+   * Hands over an authorized connection: HTTP/2 when ALPN chose `h2` or when `h2c` (a plaintext
+   * connection that opened with the HTTP/2 preface, see detect.ts), else HTTP/1.1.
+   */
+  accept(socket: Socket, verified: VerifiedConnection, h2c = false): void {
     (socket as Tagged)[CONN] = verified;
     socket.setNoDelay(true);
-    if ((socket as Socket & { alpnProtocol?: string | false }).alpnProtocol === 'h2') this.#h2.emit('connection', socket);
+    if (h2c || (socket as Socket & { alpnProtocol?: string | false }).alpnProtocol === 'h2') this.#h2.emit('connection', socket);
     else if (this.#lean !== undefined && this.#pool !== undefined) {
       this.#leanSockets.add(socket);
       socket.once('close', () => this.#leanSockets.delete(socket));
@@ -361,4 +472,15 @@ export class HttpInbound {
       latencyMs,
     });
   }
+}
+
+/** An HTTP/1.1 response head from a header object (values already checked by llhttp). */
+function rawHead(status: number, message: string | undefined, headers: OutgoingHttpHeaders): string {
+  let head = `HTTP/1.1 ${status} ${message ?? STATUS_CODES[status] ?? ''}\r\n`;
+  for (const name in headers) {
+    const value = headers[name];
+    if (value === undefined) continue;
+    for (const v of Array.isArray(value) ? value : [value]) head += `${name}: ${String(v)}\r\n`;
+  }
+  return `${head}\r\n`;
 }
