@@ -35,6 +35,22 @@ export interface ClientOptions {
 }
 
 const DEFAULT_TIMEOUT_MS = 30_000;
+
+/** `details.reason` of the ERR_API_UNREACHABLE a watch rejects with when its idle timeout fires. */
+export const WATCH_IDLE_TIMEOUT = 'idle_timeout';
+
+export interface WatchOptions {
+  /** Resource version to resume after (sent as `Last-Event-ID`). */
+  readonly since?: string;
+  readonly signal: AbortSignal;
+  readonly onMessage: (msg: WatchMessage) => void;
+  /** The server accepted the stream (HTTP 200). */
+  readonly onOpen?: () => void;
+  /** Bytes arrived: the response head, a message or a heartbeat comment. */
+  readonly onActivity?: () => void;
+  /** Reject with ERR_API_UNREACHABLE (`details.reason` `idle_timeout`) when nothing arrives for this long. */
+  readonly idleTimeoutMs?: number;
+}
 const DEFAULT_MAX_RESPONSE = 64 * 1024 * 1024;
 
 /** Verifies the server's URI SAN instead of its host name (SPIFFE authentication). */
@@ -169,22 +185,46 @@ export class WardClient {
   /**
    * Opens the agent's watch stream and calls `onMessage` for each message until `signal` aborts
    * or the stream ends. Resolves with the last resource version seen, to resume from.
+   *
+   * Liveness: `onActivity` is called whenever bytes arrive (the response head, a message, or a
+   * heartbeat comment, which carries no message). With `idleTimeoutMs`, a stream on which nothing
+   * arrives for that long (no response head, no event, no heartbeat) is presumed dead: the request
+   * is destroyed and the promise rejects with ERR_API_UNREACHABLE, `details.reason` = `idle_timeout`.
+   * This catches a peer that vanished without closing the TCP connection, which the OS notices
+   * only after minutes of keepalive probes.
    */
-  watch(options: { since?: string; signal: AbortSignal; onMessage: (msg: WatchMessage) => void; onOpen?: () => void }): Promise<string | undefined> {
+  watch(options: WatchOptions): Promise<string | undefined> {
     return new Promise((resolve, reject) => {
       const headers: Record<string, string> = { accept: 'text/event-stream' };
       if (options.since !== undefined) headers['last-event-id'] = options.since;
       const decoder = new SseDecoder();
       let settled = false;
+      let idle: NodeJS.Timeout | undefined;
       const finish = (error?: unknown): void => {
         if (settled) return;
         settled = true;
+        if (idle !== undefined) clearTimeout(idle);
         if (error === undefined || options.signal.aborted) resolve(decoder.lastEventId ?? options.since);
         else reject(error);
       };
+      const idleMs = options.idleTimeoutMs;
+      if (idleMs !== undefined && !(Number.isFinite(idleMs) && idleMs > 0)) throw new ApiError('ERR_API_INPUT', `watch: idleTimeoutMs must be a positive number of ms, not ${idleMs}`);
       const req = this.#open('GET', '/v1/agent/watch', headers, options.signal);
+      if (idleMs !== undefined) {
+        idle = setTimeout(() => {
+          const error = new ApiError('ERR_API_UNREACHABLE', `watch: nothing received for ${idleMs} ms (no event, no heartbeat); the stream is presumed dead`, { details: { reason: WATCH_IDLE_TIMEOUT, idleTimeoutMs: idleMs } });
+          finish(error);
+          req.destroy(error);
+        }, idleMs);
+        idle.unref();
+      }
+      const activity = (): void => {
+        idle?.refresh();
+        options.onActivity?.();
+      };
       req.on('error', (error) => finish(options.signal.aborted ? undefined : new ApiError('ERR_API_UNREACHABLE', `watch: ${error.message}`, { cause: error })));
       req.on('response', (res) => {
+        activity();
         if (res.statusCode !== 200) {
           const chunks: Buffer[] = [];
           res.on('data', (c: Buffer) => chunks.push(c));
@@ -201,6 +241,8 @@ export class WardClient {
         options.onOpen?.();
         res.setEncoding('utf8');
         res.on('data', (chunk: string) => {
+          if (settled) return;
+          activity();
           try {
             for (const msg of decoder.push(chunk)) {
               let parsed: WatchMessage;

@@ -4,10 +4,12 @@
  * plane (attest, sync, workload SVID), TLS state, the policy authorizer, metrics, the event
  * spool shipping to the server, inbound listeners, outbound upstreams, HTTP proxy, admin.
  *
- * Readiness (`/readyz`) is false while the SVID is outside its validity window or the agent
- * failed closed.
+ * Readiness (`/readyz`) is false while the SVID is outside its validity window, the agent
+ * failed closed, its node SVID is gone with a spent join token, or the server has not been heard
+ * from for longer than the watch idle timeout ({@link ControlPlane.notReady}).
  */
 import { readFile } from 'node:fs/promises';
+import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Clock } from '../../core/clock.js';
 import type { Logger } from '../../core/logging.js';
 import { AdminServer, notReady, registryMetrics } from '../admin.js';
@@ -42,6 +44,25 @@ export interface ControlledAgent {
   stop(): Promise<void>;
 }
 
+/**
+ * The control plane's state as metrics, read at scrape time: watch connected, node identity lost
+ * with a spent join token, failed closed, re-attestations, idle watch streams dropped, reconnects.
+ */
+export function registerControlMetrics(registry: Registry, cp: ControlPlane): void {
+  const flag = (name: string, help: string, read: () => boolean): void => {
+    new Gauge({ name, help, registers: [registry], collect() { this.set(read() ? 1 : 0); } });
+  };
+  const count = (name: string, help: string, read: () => number): void => {
+    new Counter({ name, help, registers: [registry], collect() { this.reset(); this.inc(read()); } });
+  };
+  flag('ward_agent_control_connected', '1 while the watch stream to the server is open.', () => cp.status().connected);
+  flag('ward_agent_control_join_token_spent', '1 when the agent SVID is gone and the single-use join token cannot attest again: restart with a new token.', () => cp.status().agentIdentity === 'join_token_spent');
+  flag('ward_agent_control_failed_closed', '1 while every connection is denied for want of a valid workload SVID.', () => cp.status().failedClosed);
+  count('ward_agent_control_reattestations_total', 'Attestations again after the agent SVID expired or was refused.', () => cp.status().reattestations);
+  count('ward_agent_control_watch_idle_timeouts_total', 'Watch streams dropped because nothing (no event, no heartbeat) arrived within the idle timeout.', () => cp.status().watchIdleTimeouts);
+  count('ward_agent_control_watch_reconnects_total', 'Watch streams reopened after a disconnect.', () => cp.status().reconnects);
+}
+
 /** Outbound targets for the authorizer: the first allowed SPIFFE ID names the service's identity. */
 export function outboundTargets(config: Pick<AgentConfig, 'outbound'>, httpServices: ReadonlySet<string> | 'all' = 'all'): Map<string, OutboundTarget> {
   const out = new Map<string, OutboundTarget>();
@@ -63,6 +84,7 @@ export async function startControlledAgent(proxy: ProxyConfig, control: ControlO
     const authorizers = new AuthorizerHolder();
     cp.attach(trust, authorizers);
     const metrics = new AgentMetrics();
+    registerControlMetrics(metrics.registry, cp);
     const live = new LiveConnections(authorizers, trust, () => metrics.closedByPolicy.inc());
     closers.push(async () => {
       live.closeAll('shutdown');
@@ -95,7 +117,7 @@ export async function startControlledAgent(proxy: ProxyConfig, control: ControlO
       closers.push(() => p.close());
     }
     if (proxy.admin !== undefined) {
-      const admin = new AdminServer({ ...proxy.admin, metrics: registryMetrics(metrics.registry), notReady: () => (cp.status().failedClosed ? 'failed_closed' : notReady(trust, clock)) });
+      const admin = new AdminServer({ ...proxy.admin, metrics: registryMetrics(metrics.registry), notReady: () => cp.notReady() ?? notReady(trust, clock) });
       ports.admin = await admin.listen();
       closers.push(() => admin.close());
     }

@@ -7,8 +7,15 @@
  * Server unreachable: nothing changes (fail-static) — the last good policy keeps deciding and
  * the current SVIDs keep serving while renewals retry. Once the workload SVID expires without a
  * renewal the agent fails closed: the deny-all authorizer is installed until a new SVID arrives.
+ *
+ * A watch stream on which nothing arrives (no event, no heartbeat) for `watchIdleTimeoutMs` is
+ * presumed dead, dropped and reopened from the last resource version. When the agent's own node
+ * SVID expires unrenewed (or the server refuses it) the agent attests again with fresh evidence;
+ * a join-token agent cannot (the token is single use) and says so (ERR_CONTROL_JOIN_TOKEN_SPENT,
+ * `/readyz` `join_token_spent`) while its workload SVID serves out its lifetime (ADR 0047).
  */
 import { X509Certificate } from 'node:crypto';
+import { WATCH_IDLE_TIMEOUT } from '../../api/client.js';
 import type { Entry, WatchMessage } from '../../api/types.js';
 import type { Clock } from '../../core/clock.js';
 import type { Logger } from '../../core/logging.js';
@@ -27,6 +34,18 @@ import { ControlState } from './state.js';
 /** The workload selector an entry carries to be served by `--service <name>`. */
 export const SERVICE_SELECTOR_PREFIX = 'ward:service:';
 
+/**
+ * Default watch idle timeout: three heartbeats of a server on its default `watchHeartbeat` (15 s),
+ * so one or two lost heartbeats do not drop a healthy stream.
+ */
+export const DEFAULT_WATCH_IDLE_TIMEOUT_MS = 45_000;
+
+/** How often SVID expiry is checked besides the timers (robust to clock jumps, suspended VMs). */
+const EXPIRY_CHECK_INTERVAL_MS = 1000;
+
+/** The agent's node identity: usable, being re-attested, or gone for good (spent join token). */
+export type AgentIdentityState = 'valid' | 'reattesting' | 'join_token_spent';
+
 export interface ControlPlaneOptions extends SessionOptions {
   /** The service this agent fronts: the entry with selector `ward:service:<name>` names its SPIFFE ID. */
   readonly service?: string;
@@ -42,6 +61,12 @@ export interface ControlPlaneOptions extends SessionOptions {
   readonly startupTimeoutMs?: number;
   /** Cap of the reconnect and retry backoff. Default 5 s. */
   readonly maxBackoffMs?: number;
+  /**
+   * Drop and reopen the watch stream when nothing (no event, no heartbeat) arrives for this long;
+   * also how long without word from the server before `/readyz` says `control_plane_unreachable`.
+   * Default {@link DEFAULT_WATCH_IDLE_TIMEOUT_MS}; keep it above the server's `watchHeartbeat`.
+   */
+  readonly watchIdleTimeoutMs?: number;
 }
 
 export interface ControlStatus {
@@ -56,6 +81,15 @@ export interface ControlStatus {
   readonly refusedMessages: number;
   readonly failedClosed: boolean;
   readonly svidExpiresAt: number;
+  /** Expiry of the agent's node SVID (ms). */
+  readonly agentSvidExpiresAt: number;
+  readonly agentIdentity: AgentIdentityState;
+  /** Successful re-attestations after the node SVID was lost. */
+  readonly reattestations: number;
+  /** Watch streams dropped because nothing arrived within the idle timeout. */
+  readonly watchIdleTimeouts: number;
+  /** Clock time of the last bytes from the watch stream (or of its opening). */
+  readonly lastContactAt: number;
 }
 
 function pickEntry(entries: readonly Entry[], o: ControlPlaneOptions): Entry | undefined {
@@ -85,6 +119,17 @@ export class ControlPlane {
   #agentRenewals = 0;
   #renewalFailures = 0;
   #failedClosed = false;
+  readonly #watchIdleMs: number;
+  #lastContact = 0;
+  #watchIdleTimeouts = 0;
+  #identity: AgentIdentityState = 'valid';
+  #reattestations = 0;
+  /** Bumped when the node SVID is given up: renewal chains of the old one stop. */
+  #agentGen = 0;
+  #identityWaiters: (() => void)[] = [];
+  /** A workload renewal put off while the node identity is not usable; run once it is again. */
+  #workloadKick: (() => void) | undefined;
+  #tick: NodeJS.Timeout | undefined;
   readonly #timers = new Set<NodeJS.Timeout>();
   #watchLoop: Promise<void> | undefined;
   #syncWaiters: (() => void)[] = [];
@@ -93,6 +138,9 @@ export class ControlPlane {
   private constructor(options: ControlPlaneOptions) {
     this.#o = options;
     this.#authorizerOptions = options.authorizerOptions ?? {};
+    const idle = options.watchIdleTimeoutMs ?? DEFAULT_WATCH_IDLE_TIMEOUT_MS;
+    if (!Number.isFinite(idle) || idle <= 0) throw new ControlError('ERR_CONTROL_CONFIG', 'watchIdleTimeout: expected a positive duration', { details: { path: 'watchIdleTimeout' } });
+    this.#watchIdleMs = idle;
     this.session = new ControlSession(options);
     this.state = new ControlState(() => this.#authorizerOptions);
   }
@@ -119,7 +167,10 @@ export class ControlPlane {
   async #start(): Promise<void> {
     await this.session.attest();
     this.state.bundle = this.session.bundle;
+    this.#lastContact = this.#o.clock.now();
     this.#scheduleAgentRenewal();
+    this.#tick = setInterval(() => this.checkExpiry(), EXPIRY_CHECK_INTERVAL_MS);
+    this.#tick.unref();
     this.#watchLoop = this.#watch();
     const timeout = this.#o.startupTimeoutMs ?? 30_000;
     await this.#until(() => this.state.synced, timeout, 'the first state from the server');
@@ -170,12 +221,35 @@ export class ControlPlane {
       refusedMessages: this.state.refused,
       failedClosed: this.#failedClosed,
       svidExpiresAt: this.#notAfter,
+      agentSvidExpiresAt: this.session.expiresAt,
+      agentIdentity: this.#identity,
+      reattestations: this.#reattestations,
+      watchIdleTimeouts: this.#watchIdleTimeouts,
+      lastContactAt: this.#lastContact,
     };
   }
 
-  /** Fails closed when the workload SVID has expired without a renewal (called by a timer at expiry). */
+  /**
+   * Why the agent should not count as ready, or undefined: it failed closed; its node SVID is gone
+   * and its join token spent; or no word from the server (no watch stream) for longer than the
+   * watch idle timeout. Traffic is still served (fail-static) in the last two cases.
+   */
+  notReady(): 'failed_closed' | 'join_token_spent' | 'control_plane_unreachable' | undefined {
+    if (this.#failedClosed) return 'failed_closed';
+    if (this.#identity === 'join_token_spent') return 'join_token_spent';
+    if (!this.#connected && this.#o.clock.now() - this.#lastContact >= this.#watchIdleMs) return 'control_plane_unreachable';
+    return undefined;
+  }
+
+  /**
+   * Fails closed when the workload SVID has expired without a renewal; gives up the node SVID
+   * (re-attest, or report a spent join token) once it has expired. Called by timers at expiry and
+   * every second.
+   */
   checkExpiry(): void {
-    if (this.#notAfter !== 0 && this.#notAfter <= this.#o.clock.now()) this.#failClosed('SVID expired without renewal');
+    const now = this.#o.clock.now();
+    if (this.#notAfter !== 0 && this.#notAfter <= now) this.#failClosed('SVID expired without renewal');
+    if (this.session.expiresAt !== 0 && this.session.expiresAt <= now) this.#agentSvidUnusable('the agent SVID expired without renewal');
   }
 
   /** Renews the workload SVID now (tests, `SIGHUP`); the normal schedule continues after it. */
@@ -185,6 +259,7 @@ export class ControlPlane {
 
   async stop(): Promise<void> {
     this.#abort.abort();
+    clearInterval(this.#tick);
     for (const t of this.#timers) clearTimeout(t);
     this.#timers.clear();
     await this.#watchLoop?.catch(() => undefined);
@@ -237,14 +312,25 @@ export class ControlPlane {
     const signal = this.#abort.signal;
     let attempt = 0;
     while (!signal.aborted) {
+      // With an expired node SVID the server would refuse the stream: attest again first (or,
+      // with a spent join token, stay off the server until restarted with a new one).
+      this.checkExpiry();
+      if (this.#identity !== 'valid') {
+        await this.#identityUsable();
+        continue;
+      }
       const client = this.session.newClient();
       try {
         await client.watch({
           ...(this.state.resourceVersion === undefined ? {} : { since: String(this.state.resourceVersion) }),
           signal,
+          idleTimeoutMs: this.#watchIdleMs,
           onOpen: () => {
             this.#connected = true;
             attempt = 0;
+          },
+          onActivity: () => {
+            this.#lastContact = this.#o.clock.now();
           },
           onMessage: (msg) => this.#onMessage(msg),
         });
@@ -252,7 +338,12 @@ export class ControlPlane {
         const code = (error as { code?: string }).code;
         // The server no longer knows this agent (revoked): its SVIDs are revoked too.
         if (code === 'ERR_SERVER_AGENT_UNKNOWN') this.#failClosed('the server refuses this agent (revoked)');
-        if (!signal.aborted) this.#o.logger.warn({ code }, 'watch stream failed; keeping the last good state and reconnecting');
+        // The server does not take the node SVID (expired by its clock, or a new CA): attest again.
+        if (code === 'ERR_SERVER_UNAUTHENTICATED') this.#agentSvidUnusable('the server refused the agent SVID on the watch stream');
+        if ((error as { details?: { reason?: unknown } }).details?.reason === WATCH_IDLE_TIMEOUT) {
+          this.#watchIdleTimeouts += 1;
+          this.#o.logger.warn({ code: 'ERR_CONTROL_WATCH_IDLE', idleTimeoutMs: this.#watchIdleMs }, 'nothing on the watch stream within the idle timeout (no event, no heartbeat); dropping it and reconnecting with the last good state in force');
+        } else if (!signal.aborted) this.#o.logger.warn({ code }, 'watch stream failed; keeping the last good state and reconnecting');
       } finally {
         client.close();
       }
@@ -262,6 +353,58 @@ export class ControlPlane {
       await this.#sleep(retryDelay(attempt++, this.#o.maxBackoffMs ?? 5000) / 2);
     }
     this.#connected = false;
+  }
+
+  /** Resolves once the node identity is usable again, or at once when the control plane stops. */
+  #identityUsable(): Promise<void> {
+    const signal = this.#abort.signal;
+    if (this.#identity === 'valid' || signal.aborted) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = (): void => {
+        signal.removeEventListener('abort', done);
+        resolve();
+      };
+      signal.addEventListener('abort', done, { once: true });
+      this.#identityWaiters.push(done);
+    });
+  }
+
+  /**
+   * The node SVID expired or the server refuses it: attest again with fresh evidence, retrying
+   * with backoff while the server is down. A join-token agent cannot (single use): it reports
+   * ERR_CONTROL_JOIN_TOKEN_SPENT once and keeps serving until its workload SVID expires.
+   */
+  #agentSvidUnusable(why: string): void {
+    if (this.#identity !== 'valid' || this.#abort.signal.aborted) return;
+    this.#agentGen += 1;
+    if (!this.session.reattestable) {
+      this.#identity = 'join_token_spent';
+      this.#o.logger.error({ code: 'ERR_CONTROL_JOIN_TOKEN_SPENT', agentId: this.session.agentId, why, workloadSvidExpiresAt: new Date(this.#notAfter).toISOString() },
+        'the agent SVID is gone and a join token is single use: restart this agent with a new --join-token; serving with the current workload SVID until it expires, then failing closed');
+      return;
+    }
+    this.#identity = 'reattesting';
+    this.#o.logger.warn({ agentId: this.session.agentId, why }, 'the agent SVID is no longer usable; attesting again');
+    this.#reattest(0);
+  }
+
+  #reattest(attempt: number): void {
+    this.session.reattest().then(() => {
+      if (this.#abort.signal.aborted) return;
+      this.#identity = 'valid';
+      this.#reattestations += 1;
+      this.#o.logger.info({ agentId: this.session.agentId, expiresAt: new Date(this.session.expiresAt).toISOString() }, 'attested again: new agent SVID');
+      this.#scheduleAgentRenewal();
+      for (const w of this.#identityWaiters.splice(0)) w();
+      const kick = this.#workloadKick;
+      this.#workloadKick = undefined;
+      kick?.();
+    }, (error: unknown) => {
+      const e = error as { code?: string; details?: { code?: unknown } };
+      if (e.details?.code === 'ERR_SERVER_AGENT_UNKNOWN') this.#failClosed('the server refuses this agent (revoked)');
+      this.#o.logger.warn({ code: e.code, serverCode: e.details?.code, attempt }, 're-attestation failed; retrying');
+      this.#later(retryDelay(attempt, this.#o.maxBackoffMs ?? 5000), () => this.#reattest(attempt + 1));
+    });
   }
 
   #onMessage(msg: WatchMessage): void {
@@ -321,31 +464,45 @@ export class ControlPlane {
     const random = this.#o.random ?? Math.random;
     const at = attempt === 0 ? renewAt(notBefore, notAfter, random) : this.#o.clock.now() + retryDelay(attempt, this.#o.maxBackoffMs ?? 5000);
     const expected = this.#serial;
-    this.#later(at - this.#o.clock.now(), () => {
-      if (this.#serial !== expected) return; // renewed meanwhile (renewNow)
-      this.#issueWorkload(spiffeId).then(() => {
-        this.#workloadRenewals += 1;
-      }, (error: unknown) => {
-        this.#renewalFailures += 1;
-        // Keep trying after expiry too: the agent is failed closed then, and a new SVID reopens it.
-        this.#o.logger.warn({ code: (error as { code?: string }).code }, 'workload SVID renewal failed; retrying');
-        this.#scheduleWorkloadRenewal(spiffeId, notBefore, notAfter, attempt + 1);
-      });
+    this.#later(at - this.#o.clock.now(), () => this.#renewWorkload(spiffeId, notBefore, notAfter, attempt, expected));
+  }
+
+  #renewWorkload(spiffeId: string, notBefore: number, notAfter: number, attempt: number, expected: string): void {
+    if (this.#serial !== expected) return; // renewed meanwhile (renewNow)
+    if (this.#identity !== 'valid') {
+      // Without a usable node SVID the server would refuse: renew once the agent has attested again.
+      this.#workloadKick = () => this.#renewWorkload(spiffeId, notBefore, notAfter, attempt, expected);
+      return;
+    }
+    this.#issueWorkload(spiffeId).then(() => {
+      this.#workloadRenewals += 1;
+    }, (error: unknown) => {
+      this.#renewalFailures += 1;
+      // Keep trying after expiry too: the agent is failed closed then, and a new SVID reopens it.
+      this.#o.logger.warn({ code: (error as { code?: string }).code }, 'workload SVID renewal failed; retrying');
+      this.#scheduleWorkloadRenewal(spiffeId, notBefore, notAfter, attempt + 1);
     });
   }
 
   #scheduleAgentRenewal(attempt = 0): void {
     const random = this.#o.random ?? Math.random;
     const notAfter = this.session.expiresAt;
+    const gen = this.#agentGen;
     const at = attempt === 0 ? renewAt(this.session.notBefore, notAfter, random) : this.#o.clock.now() + retryDelay(attempt, this.#o.maxBackoffMs ?? 5000);
     this.#later(at - this.#o.clock.now(), () => {
+      if (gen !== this.#agentGen) return; // this SVID was given up (re-attesting)
       this.session.renew().then(() => {
+        if (gen !== this.#agentGen) return;
         this.#agentRenewals += 1;
         this.#scheduleAgentRenewal(0);
       }, (error: unknown) => {
+        if (gen !== this.#agentGen) return;
         this.#renewalFailures += 1;
-        this.#o.logger.warn({ code: (error as { code?: string }).code }, 'agent SVID renewal failed; retrying');
-        if (this.#o.clock.now() < notAfter) this.#scheduleAgentRenewal(attempt + 1);
+        const code = (error as { code?: string }).code;
+        this.#o.logger.warn({ code }, 'agent SVID renewal failed; retrying');
+        if (code === 'ERR_SERVER_UNAUTHENTICATED') this.#agentSvidUnusable('the server refused the agent SVID on renewal');
+        else if (this.#o.clock.now() < notAfter) this.#scheduleAgentRenewal(attempt + 1);
+        else this.#agentSvidUnusable('the agent SVID expired without renewal');
       });
     });
   }

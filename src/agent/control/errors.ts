@@ -10,6 +10,8 @@ export const CONTROL_ERRORS = defineErrorCodes('agent-control', {
   ERR_CONTROL_NO_ENTRY: 'No registration entry lets this agent mint an SVID for the service it serves.',
   ERR_CONTROL_SVID: 'The server answered an SVID request with a certificate that does not verify or does not match the key or SPIFFE ID.',
   ERR_CONTROL_STREAM: 'A watch message could not be applied (malformed policy, bundle or attributes); the last good state stays in force.',
+  ERR_CONTROL_WATCH_IDLE: 'Nothing (no event, no heartbeat) arrived on the watch stream within `--watch-idle-timeout`: the agent dropped the stream and reconnects; the last good state stays in force.',
+  ERR_CONTROL_JOIN_TOKEN_SPENT: 'The agent SVID expired (or the server no longer accepts it) and the agent attested with a single-use join token, so it cannot re-attest: restart it with a new `--join-token`. Workload SVIDs serve until they expire, then it fails closed; `/readyz` says `join_token_spent`.',
 });
 
 export type ControlErrorCode = CodeOf<typeof CONTROL_ERRORS>;

@@ -1,12 +1,13 @@
 /**
  * The control-plane options of `ward agent` (`--server`, `--server-bundle`, `--join-token`,
- * `--k8s-cluster`/`--k8s-token`, `--service`, `--spiffe-id`, `--app-port`), validated once into
+ * `--k8s-cluster`/`--k8s-token`, `--service`, `--spiffe-id`, `--app-port`, `--watch-idle-timeout`), validated once into
  * the typed options of {@link startControlledAgent}. The proxy options (inbound, outbound,
  * limits…) are the static mode's, parsed by `parseAgentConfig`.
  */
 import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { parseDuration } from '../../core/config.js';
 import { DEFAULT_SPOOL_MAX_BYTES, type ProxyAgentConfig } from '../config.js';
 import type { ControlOptions, ProxyConfig } from './agent.js';
 import { ControlError } from './errors.js';
@@ -23,7 +24,12 @@ export interface ControlFlags {
   spiffeId?: string;
   appPort?: string;
   spoolDir?: string;
+  watchIdleTimeout?: string;
 }
+
+/** Bounds of `--watch-idle-timeout`. */
+const MIN_WATCH_IDLE_TIMEOUT_MS = 1000;
+const MAX_WATCH_IDLE_TIMEOUT_MS = 3_600_000;
 
 /** Default mTLS port the agent serves the app on when only `--app-port` is given. */
 export const DEFAULT_INBOUND_PORT = 8443;
@@ -54,6 +60,15 @@ export function resolveControlOptions(flags: ControlFlags, proxy: ProxyAgentConf
   else throw bad('joinToken', 'give exactly one attestor: --join-token, or --k8s-cluster (with --k8s-token)');
   if (flags.service !== undefined && !/^[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?$/.test(flags.service)) throw bad('service', 'expected a DNS-style service name');
   if (flags.spiffeId !== undefined && !flags.spiffeId.startsWith(`spiffe://${trustDomain}/`)) throw bad('spiffeId', `expected a SPIFFE ID in ${trustDomain}`);
+  let watchIdleTimeoutMs: number | undefined;
+  if (flags.watchIdleTimeout !== undefined) {
+    try {
+      watchIdleTimeoutMs = parseDuration(flags.watchIdleTimeout, 'watchIdleTimeout');
+    } catch (cause) {
+      throw new ControlError('ERR_CONTROL_CONFIG', `watchIdleTimeout: "${flags.watchIdleTimeout}" is not a duration like 45s or 2m`, { cause, details: { path: 'watchIdleTimeout' } });
+    }
+    if (watchIdleTimeoutMs < MIN_WATCH_IDLE_TIMEOUT_MS || watchIdleTimeoutMs > MAX_WATCH_IDLE_TIMEOUT_MS) throw bad('watchIdleTimeout', 'must be between 1s and 1h (and above the server\'s watchHeartbeat)');
+  }
   const spoolDir = proxy.spool?.dir ?? join(tmpdir(), `ward-agent-spool-${flags.service ?? 'default'}`);
   return {
     proxy: Object.freeze({
@@ -72,6 +87,7 @@ export function resolveControlOptions(flags: ControlFlags, proxy: ProxyAgentConf
       attestor,
       ...(flags.service === undefined ? {} : { service: flags.service }),
       ...(flags.spiffeId === undefined ? {} : { spiffeId: flags.spiffeId }),
+      ...(watchIdleTimeoutMs === undefined ? {} : { watchIdleTimeoutMs }),
     }),
   };
 }

@@ -9,7 +9,7 @@ import { ServerReplyError } from '../../api/errors.js';
 import type { SvidResponse } from '../../api/types.js';
 import { createSvidCsr } from '../../pki/csr.js';
 import { generateP256KeyPair, privateKeyToPem } from '../../pki/keys.js';
-import { collectEvidence, type AttestorChoice } from './evidence.js';
+import { collectEvidence, type AttestorChoice, type CollectedEvidence } from './evidence.js';
 import { ControlError } from './errors.js';
 
 export interface SessionOptions {
@@ -82,9 +82,34 @@ export class ControlSession {
     return this.#svid === undefined ? 0 : Date.parse(new X509Certificate(this.#svid.certChain[0] as string).validFrom);
   }
 
+  /**
+   * Whether the agent can attest again once its node SVID is gone: every attestor whose evidence
+   * the platform keeps fresh (a projected token the kubelet rotates), not a single-use join token.
+   */
+  get reattestable(): boolean {
+    return this.#o.attestor.attestor !== 'join_token';
+  }
+
   /** Attests (consumes single-use evidence) and takes the node SVID and the trust bundle. */
   async attest(): Promise<void> {
     const collected = await collectEvidence(this.#o.attestor, this.#o.trustDomain);
+    await this.#attestWith(collected);
+  }
+
+  /**
+   * Attests again with fresh evidence after the node SVID expired or was refused, as the same
+   * agent: evidence naming another agent ID (another pod) is refused before anything is sent.
+   */
+  async reattest(): Promise<void> {
+    if (!this.reattestable) throw new ControlError('ERR_CONTROL_JOIN_TOKEN_SPENT', 'a join token is single use: this agent cannot attest again; restart it with a new --join-token');
+    const collected = await collectEvidence(this.#o.attestor, this.#o.trustDomain);
+    if (collected.agentId !== this.#agentId) {
+      throw new ControlError('ERR_CONTROL_ATTEST', 'the fresh evidence names another agent than this one (another pod?); restart the agent', { details: { agentId: this.#agentId, evidenceAgentId: collected.agentId } });
+    }
+    await this.#attestWith(collected);
+  }
+
+  async #attestWith(collected: CollectedEvidence): Promise<void> {
     const key = generateP256KeyPair();
     const csr = createSvidCsr({ spiffeId: collected.agentId, privateKey: key.privateKey }).pem;
     const boot = new WardClient({ baseUrl: this.#o.serverUrl, timeoutMs: this.#o.timeoutMs ?? 10_000, tls: { ca: [...this.#bundle], serverSpiffeId: this.serverSpiffeId } });

@@ -2,21 +2,9 @@
 // every transport or protocol failure mapped to a stable ERR_API_* code.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { WardClient } from '../../../src/api/client.js';
+import { withServer } from './support.js';
 import { ApiError, ServerReplyError } from '../../../src/api/errors.js';
-
-async function withServer(handler: http.RequestListener, fn: (url: string) => Promise<void>): Promise<void> {
-  const server = http.createServer(handler);
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  try {
-    await fn(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
-  } finally {
-    server.closeAllConnections();
-    await new Promise((r) => server.close(r));
-  }
-}
 
 async function failure(p: Promise<unknown>): Promise<unknown> {
   try {

@@ -17,7 +17,8 @@ export function addControlOptions(cmd: Command): Command {
     .option('--k8s-token <file>', 'the projected token file (default /var/run/secrets/tokens/ward-agent)')
     .option('--service <name>', 'the service this agent fronts (entry selector ward:service:<name>)')
     .option('--spiffe-id <id>', 'the SPIFFE ID to serve (instead of --service)')
-    .option('--app-port <port>', 'shorthand for --inbound port=8443,app=<port>,protocol=http');
+    .option('--app-port <port>', 'shorthand for --inbound port=8443,app=<port>,protocol=http')
+    .option('--watch-idle-timeout <duration>', 'reconnect when the watch stream is silent this long (default 45s: 3 server heartbeats)');
 }
 
 export type ControlledFlags = AgentFlags & ControlFlags;

@@ -9,20 +9,18 @@ import { systemClock } from '../../../../src/core/clock.js';
 import { createLogger } from '../../../../src/core/logging.js';
 import { ControlPlane } from '../../../../src/agent/control/controller.js';
 import { ControlError } from '../../../../src/agent/control/errors.js';
-import { examplePod, FakeKubeApi } from '../../../fakes/kubernetes-api/server.js';
-import { makeSelfSigned, TempDir } from '../../../fakes/pki.js';
+import { examplePod } from '../../../fakes/kubernetes-api/server.js';
+import { TempDir } from '../../../fakes/pki.js';
 import { TRUST_DOMAIN, startTestServer } from '../../../integration/server-lifecycle/harness.js';
+import { fakeKube } from './support.js';
 
 const ORDERS = `spiffe://${TRUST_DOMAIN}/ns/shop/sa/orders`;
 
 test('k8s_psat: a pod agent attests with its projected token and serves its workload SVID', { timeout: 60_000 }, async (t) => {
   const dir = new TempDir();
   t.after(() => dir.remove());
-  const tls = await makeSelfSigned(dir, { name: 'CN=kube-apiserver', kind: 'p256', notBefore: new Date('2020-01-01'), notAfter: new Date('2099-01-01'), san: ['127.0.0.1', 'localhost'] });
-  const api = await FakeKubeApi.start(tls, 'ward-server-sa-token');
-  t.after(() => api.close());
-  api.now = () => Date.now();
-  const ts = await startTestServer('sqlite', { attestors: { join_token: {}, k8s_psat: { clusters: { prod: { apiServer: api.url, caPem: tls.certPem, token: 'ward-server-sa-token', audience: 'ward' } } } } });
+  const { api, k8sPsat } = await fakeKube(t, dir);
+  const ts = await startTestServer('sqlite', { attestors: { join_token: {}, k8s_psat: k8sPsat } });
   t.after(() => ts.cleanup());
   await ts.admin.apply([{ apiVersion: 'ward.dev/v1alpha1', kind: 'RegistrationEntry', metadata: { name: 'orders' }, spec: { spiffeId: ORDERS, parentId: '*', nodeSelectors: ['k8s_psat:cluster:prod', 'k8s_psat:ns:shop', 'k8s_psat:sa:orders'], selectors: ['ward:service:orders'] } }]);
 

@@ -5,7 +5,11 @@ import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { parseServerConfig } from '../../../../src/server/config.js';
 import { initServer, startServer, type RunningServer } from '../../../../src/server/server.js';
+import type { TestContext } from 'node:test';
 import { WardClient } from '../../../../src/api/client.js';
+import type { Clock } from '../../../../src/core/clock.js';
+import { FakeKubeApi } from '../../../fakes/kubernetes-api/server.js';
+import { makeSelfSigned, type TempDir } from '../../../fakes/pki.js';
 
 export const TD = 'ward.test';
 export const ORDERS = `spiffe://${TD}/shop/orders`;
@@ -34,14 +38,19 @@ export async function freePort(): Promise<number> {
 export class RestartableServer {
   server: RunningServer | undefined;
   admin!: WardClient;
-  constructor(readonly dir: string, readonly agentPort: number) {}
+  /** `extra`: more server config (attestors, TTLs); `clock`: the server's clock (default system). */
+  constructor(readonly dir: string, readonly agentPort: number, readonly extra: Record<string, unknown> = {}, readonly clock?: Clock) {}
 
   #config() {
-    return parseServerConfig({ dataDir: this.dir, store: `sqlite:${this.dir}/ward.db`, trustDomain: TD, adminListen: '127.0.0.1:0', agentListen: `127.0.0.1:${this.agentPort}`, watchHeartbeat: '5s' });
+    return parseServerConfig({ dataDir: this.dir, store: `sqlite:${this.dir}/ward.db`, trustDomain: TD, adminListen: '127.0.0.1:0', agentListen: `127.0.0.1:${this.agentPort}`, watchHeartbeat: '5s', ...this.extra });
+  }
+
+  #deps() {
+    return { config: this.#config(), ...(this.clock === undefined ? {} : { clock: this.clock }) };
   }
 
   async init(): Promise<void> {
-    const init = await initServer({ config: this.#config() });
+    const init = await initServer(this.#deps());
     await this.start();
     this.admin = new WardClient({ baseUrl: this.server!.adminUrl, token: init.adminToken });
     this.token = init.adminToken;
@@ -50,7 +59,7 @@ export class RestartableServer {
   token = '';
 
   async start(): Promise<void> {
-    this.server = await startServer({ config: this.#config() });
+    this.server = await startServer(this.#deps());
     if (this.token !== '') {
       this.admin.close();
       this.admin = new WardClient({ baseUrl: this.server.adminUrl, token: this.token });
@@ -92,4 +101,17 @@ export async function waitUntil(pred: () => boolean, timeoutMs: number, what: st
     await new Promise((r) => setTimeout(r, 10));
   }
   return performance.now() - t0;
+}
+
+/**
+ * The fake Kubernetes API server (real TLS, tokens checked against real time) and the server's
+ * `k8s_psat` attestor config for its cluster `prod` (audience `ward`).
+ */
+export async function fakeKube(t: TestContext, dir: TempDir): Promise<{ api: FakeKubeApi; k8sPsat: Record<string, unknown> }> {
+  const saToken = 'ward-server-sa-token';
+  const tls = await makeSelfSigned(dir, { name: 'CN=kube-apiserver', kind: 'p256', notBefore: new Date('2020-01-01'), notAfter: new Date('2099-01-01'), san: ['127.0.0.1', 'localhost'] });
+  const api = await FakeKubeApi.start(tls, saToken);
+  t.after(() => api.close());
+  api.now = () => Date.now();
+  return { api, k8sPsat: { clusters: { prod: { apiServer: api.url, caPem: tls.certPem, token: saToken, audience: 'ward' } } } };
 }
