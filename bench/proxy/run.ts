@@ -189,8 +189,8 @@ backend srv_l7
 `));
     // Ward mesh: the same two sidecars.
     for (const side of ['srv', 'cli']) mkdirSync(join(dir, side, 'policy'), { recursive: true });
-    writeFileSync(join(dir, 'srv', 'policy', 'p.yaml'), `kind: AgentStaticPolicy\nmetadata: { name: bench }\nspec:\n  rules:\n    - { name: l4, from: ["${TD}/client"], ports: [${ports.aSrvL4}] }\n    - { name: l7, from: ["${TD}/client"], ports: [${ports.aSrvL7}], paths: ["/public/*"] }\n`);
-    writeFileSync(join(dir, 'cli', 'policy', 'p.yaml'), `kind: AgentStaticPolicy\nmetadata: { name: bench }\nspec:\n  rules:\n    - { name: out, direction: outbound, to: [l4, l7] }\n`);
+    writeFileSync(join(dir, 'srv', 'policy', 'p.yaml'), `apiVersion: ward.dev/v1alpha1\nkind: AccessPolicy\nmetadata: { name: bench }\nspec:\n  subject: { spiffeIds: ["${TD}/server"] }\n  ingress:\n    - { from: [{ spiffeIds: ["${TD}/client"] }], to: [{ ports: [${ports.aSrvL4}] }] }\n    - { from: [{ spiffeIds: ["${TD}/client"] }], to: [{ ports: [${ports.aSrvL7}], paths: ["/public/*"] }] }\n`);
+    writeFileSync(join(dir, 'cli', 'policy', 'p.yaml'), `apiVersion: ward.dev/v1alpha1\nkind: AccessPolicy\nmetadata: { name: bench }\nspec:\n  subject: { spiffeIds: ["${TD}/client"] }\n  egress:\n    - { to: [{ spiffeIds: ["${TD}/server"] }], operations: [{ ports: [${ports.aSrvL4}, ${ports.aSrvL7}] }] }\n`);
     writeFileSync(join(dir, 'client.crt'), client.certPem);
     writeFileSync(join(dir, 'client.key'), client.keyPem);
     writeFileSync(join(dir, 'server.crt'), server.certPem);

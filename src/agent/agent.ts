@@ -2,9 +2,10 @@
  * The agent's one wiring function: builds the parts in order (TLS material and policy,
  * metrics, event spool, inbound listeners, outbound upstreams, HTTP proxy, admin endpoint,
  * file reloader) and returns the running agent. Tests call it directly; `ward agent` calls
- * it from the CLI. Static mode uses {@link StaticSource} and {@link StaticAuthorizer}; the
- * control-plane mode replaces both (attest → SVID, watch stream → authorizer bound to the
- * policy engine's compiled bundle) without touching the layers.
+ * it from the CLI. Static mode uses {@link StaticSource}: identity files and a policy directory
+ * of Ward policies decided by `PolicyAuthorizer` (ADR 0045); the control-plane mode
+ * (src/agent/control/agent.ts) gets identity and policies from the server instead, with the same
+ * authorizer and the same layers.
  */
 import { readFile } from 'node:fs/promises';
 import type { Clock } from '../core/clock.js';
@@ -48,7 +49,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
   const trust = new TrustState(await readTlsMaterial(config));
   const authorizers = new AuthorizerHolder();
   const metrics = new AgentMetrics();
-  const source = new StaticSource(config, trust, authorizers, metrics, logger);
+  const source = new StaticSource(config, trust, authorizers, metrics, logger, clock);
   await source.load();
   const live = new LiveConnections(authorizers, trust, () => metrics.closedByPolicy.inc());
 

@@ -20,6 +20,7 @@ export const AGENT_ERRORS = defineErrorCodes('agent', {
   ERR_AGENT_BAD_REQUEST: 'The request is malformed or ambiguous (path tricks, smuggling, bad headers) and was rejected.',
   ERR_AGENT_UPSTREAM: 'The application or upstream service could not be reached.',
   ERR_AGENT_SPOOL_CORRUPT: 'A spool file holds a record that fails its checksum; the tail after it is discarded.',
+  ERR_AGENT_MTLS_MISMATCH: 'An inbound port\'s mode (STRICT/PERMISSIVE) in the agent config disagrees with the MutualTLSPolicy in force for this workload; the policy version is refused.',
   ERR_AGENT_CHILD: 'The wrapped application could not be started.',
 });
 

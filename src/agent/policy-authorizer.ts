@@ -37,6 +37,20 @@ export interface PolicyAuthorizerOptions {
   readonly outbound?: ReadonlyMap<string, OutboundTarget>;
 }
 
+/**
+ * Outbound targets from the agent's upstreams: the first allowed SPIFFE ID without a wildcard
+ * names the service's identity, the upstream's address port is the port policies see. A service
+ * whose IDs are all wildcards gets no target and is denied (`unknown-service`).
+ */
+export function outboundTargets(config: { readonly outbound: readonly { readonly name: string; readonly port: number; readonly allowedIds: readonly string[] }[] }, httpServices: ReadonlySet<string> | 'all' = 'all'): Map<string, OutboundTarget> {
+  const out = new Map<string, OutboundTarget>();
+  for (const up of config.outbound) {
+    const id = up.allowedIds.find((i) => !i.endsWith('*'));
+    if (id !== undefined) out.set(up.name, { spiffeId: id, port: up.port, http: httpServices === 'all' || httpServices.has(up.name) });
+  }
+  return out;
+}
+
 /** The agent decision plus the policy engine's full decision, for events and explanations. */
 export interface PolicyDecision extends Decision {
   readonly engine: EngineDecision | undefined;

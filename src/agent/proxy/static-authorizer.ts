@@ -1,10 +1,9 @@
 /**
- * A small, compiled {@link Authorizer} for static mode and tests (Istio AuthorizationPolicy
- * semantics: DENY before ALLOW, default deny). It reads the interim `AgentStaticPolicy`
- * documents described in docs/reference/agent.md. Replaced in `agent.ts` by the binding to
- * the policy engine's compiled bundle once `src/policy` exports its evaluator.
+ * A small rule-list {@link Authorizer} built from in-memory objects (Istio semantics: DENY
+ * before ALLOW, default deny), used only by the proxy layers' unit tests. The agent itself
+ * decides with `PolicyAuthorizer` in both modes (ADR 0045); there is no document kind for these
+ * rules any more. To be removed once those tests build a `PolicyAuthorizer` instead.
  */
-import { configError } from '../../core/config.js';
 import type { Authorizer, ConnectionContext, Decision, RequestContext } from './authorizer.js';
 import { DEFAULT_DENY } from './authorizer.js';
 
@@ -156,60 +155,4 @@ export class StaticAuthorizer implements Authorizer {
     }
     return DEFAULT_DENY;
   }
-}
-
-const RULE_KEYS = new Set(['name', 'direction', 'from', 'to', 'ports', 'methods', 'paths', 'notPaths', 'hosts', 'headers', 'requestPrincipals']);
-
-function stringList(value: unknown, path: string): string[] | undefined {
-  if (value === undefined) return undefined;
-  if (!Array.isArray(value) || !value.every((v) => typeof v === 'string' && v.length > 0)) throw configError(path, 'expected a list of non-empty strings');
-  return value as string[];
-}
-
-/** Validates one parsed `AgentStaticPolicy` document (YAML already parsed) into a policy. */
-export function parseStaticPolicy(doc: unknown, source = 'policy'): StaticPolicy {
-  if (doc === null || typeof doc !== 'object') throw configError(source, 'expected a mapping');
-  const d = doc as Record<string, unknown>;
-  if (d.kind !== 'AgentStaticPolicy') throw configError(`${source}.kind`, 'expected AgentStaticPolicy');
-  const meta = d.metadata as Record<string, unknown> | undefined;
-  const name = meta?.name;
-  if (typeof name !== 'string' || !/^[a-z0-9][a-z0-9.-]{0,62}$/.test(name)) throw configError(`${source}.metadata.name`, 'expected a DNS-style name');
-  const spec = (d.spec ?? {}) as Record<string, unknown>;
-  const action = spec.action ?? 'ALLOW';
-  if (action !== 'ALLOW' && action !== 'DENY') throw configError(`${source}.spec.action`, 'expected ALLOW or DENY');
-  const mode = spec.mode ?? 'enforce';
-  if (mode !== 'enforce' && mode !== 'dry-run') throw configError(`${source}.spec.mode`, 'expected enforce or dry-run');
-  if (!Array.isArray(spec.rules)) throw configError(`${source}.spec.rules`, 'expected a list');
-  const rules = spec.rules.map((raw: unknown, i: number): StaticRule => {
-    const p = `${source}.spec.rules[${i}]`;
-    if (raw === null || typeof raw !== 'object') throw configError(p, 'expected a mapping');
-    const r = raw as Record<string, unknown>;
-    for (const key of Object.keys(r)) if (!RULE_KEYS.has(key)) throw configError(`${p}.${key}`, 'unknown field');
-    const direction = r.direction ?? 'inbound';
-    if (direction !== 'inbound' && direction !== 'outbound') throw configError(`${p}.direction`, 'expected inbound or outbound');
-    let ports: number[] | undefined;
-    if (r.ports !== undefined) {
-      if (!Array.isArray(r.ports) || !r.ports.every((x) => Number.isInteger(x) && x > 0 && x < 65536)) throw configError(`${p}.ports`, 'expected a list of ports');
-      ports = r.ports as number[];
-    }
-    let headers: Record<string, string> | undefined;
-    if (r.headers !== undefined) {
-      if (r.headers === null || typeof r.headers !== 'object' || !Object.values(r.headers).every((v) => typeof v === 'string')) throw configError(`${p}.headers`, 'expected a map of strings');
-      headers = r.headers as Record<string, string>;
-    }
-    return {
-      name: typeof r.name === 'string' ? r.name : `rule-${i}`,
-      direction,
-      from: stringList(r.from, `${p}.from`),
-      to: stringList(r.to, `${p}.to`),
-      ports,
-      methods: stringList(r.methods, `${p}.methods`),
-      paths: stringList(r.paths, `${p}.paths`),
-      notPaths: stringList(r.notPaths, `${p}.notPaths`),
-      hosts: stringList(r.hosts, `${p}.hosts`),
-      headers,
-      requestPrincipals: stringList(r.requestPrincipals, `${p}.requestPrincipals`),
-    };
-  });
-  return { name, action, mode, rules };
 }

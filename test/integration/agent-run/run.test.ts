@@ -23,7 +23,7 @@ before(async () => {
   writeFileSync(join(dir, 'key.pem'), svid.keyPem);
   writeFileSync(join(dir, 'bundle.pem'), ca.certPem);
   mkdirSync(join(dir, 'policy'));
-  writeFileSync(join(dir, 'policy', 'p.yaml'), 'kind: AgentStaticPolicy\nmetadata: { name: p }\nspec:\n  rules: [{ name: all, from: ["spiffe://example.org/*"] }]\n');
+  writeFileSync(join(dir, 'policy', 'p.yaml'), 'apiVersion: ward.dev/v1alpha1\nkind: AccessPolicy\nmetadata: { name: p }\nspec:\n  ingress: [{ from: [{ spiffeIds: ["spiffe://example.org/*"] }] }]\n');
   echo = await startEchoApp();
 });
 

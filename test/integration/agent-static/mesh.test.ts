@@ -1,6 +1,7 @@
 // Two apps, two agents in static mode as real processes (the mesh topology):
 //   client → web's agent (outbound, plaintext loopback) → mTLS → orders' agent (inbound) → orders app.
-// Allowed and denied calls at L4 and L7, a live policy change, an SVID rotation under traffic
+// Ward policies in each agent's policy directory (ADR 0045). Allowed and denied calls at L4 and
+// L7 with the engine's references in the events, a live policy change, an SVID rotation under traffic
 // with zero failed requests, the event spool replaying after a sink outage, and the admin port.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -25,21 +26,29 @@ let webAgent: AgentProcess;
 let sink: Server;
 let sinkUp = false;
 const received: number[] = [];
+const receivedEvents: Record<string, unknown>[] = [];
 
+// Ward policies (docs/reference/policy.md), the same documents `ward policy validate` accepts.
 const ordersPolicy = (allowedPaths: string[]): string => `
 apiVersion: ward.dev/v1alpha1
-kind: AgentStaticPolicy
+kind: AccessPolicy
 metadata: { name: orders-api }
 spec:
-  rules:
-    - name: web-api
-      from: ["${TD}/web"]
-      ports: [ORDERS_HTTP]
-      methods: [GET]
-      paths: ${JSON.stringify(allowedPaths)}
-    - name: web-tcp
-      from: ["${TD}/web"]
-      ports: [ORDERS_TCP]
+  subject: { spiffeIds: ["${TD}/orders"] }
+  ingress:
+    - from: [{ spiffeIds: ["${TD}/web"] }]
+      to: [{ ports: [ORDERS_HTTP], methods: [GET], paths: ${JSON.stringify(allowedPaths)} }]
+    - from: [{ spiffeIds: ["${TD}/web"] }]
+      to: [{ ports: [ORDERS_TCP] }]
+---
+apiVersion: ward.dev/v1alpha1
+kind: AccessPolicy
+metadata: { name: orders-no-secrets }
+spec:
+  subject: { spiffeIds: ["${TD}/orders"] }
+  action: DENY
+  ingress:
+    - to: [{ ports: [ORDERS_HTTP], paths: ["/public/secret*"] }]
 `;
 
 function writeFileAtomic(path: string, text: string): void {
@@ -87,8 +96,11 @@ before(async () => {
         res.writeHead(503).end();
         return;
       }
-      const batch = JSON.parse(body) as { events: { seq: number }[] };
-      for (const e of batch.events) received.push(e.seq);
+      const batch = JSON.parse(body) as { events: { seq: number; event: Record<string, unknown> }[] };
+      for (const e of batch.events) {
+        received.push(e.seq);
+        receivedEvents.push(e.event);
+      }
       res.writeHead(204).end();
     });
   });
@@ -109,7 +121,7 @@ before(async () => {
   };
   ordersHttpPort = await free();
   ordersTcpPort = await free();
-  const policyText = (paths: string[]): string => ordersPolicy(paths).replace('ORDERS_HTTP', String(ordersHttpPort)).replace('ORDERS_TCP', String(ordersTcpPort));
+  const policyText = (paths: string[]): string => ordersPolicy(paths).replaceAll('ORDERS_HTTP', String(ordersHttpPort)).replace('ORDERS_TCP', String(ordersTcpPort));
   writeFileSync(join(dir, 'orders', 'policy', 'api.yaml'), policyText(['/public/*']));
   writeFileSync(join(dir, 'orders', 'agent.yaml'), `
 identity: { svid: svid.pem, key: key.pem, bundle: ../bundle.pem }
@@ -123,11 +135,14 @@ reloadInterval: 100ms
 logLevel: warn
 `);
   writeFileSync(join(dir, 'web', 'policy', 'egress.yaml'), `
-kind: AgentStaticPolicy
+apiVersion: ward.dev/v1alpha1
+kind: AccessPolicy
 metadata: { name: web-egress }
 spec:
-  rules:
-    - { name: to-orders, direction: outbound, to: [orders, orders-tcp] }
+  subject: { spiffeIds: ["${TD}/web"] }
+  egress:
+    - to: [{ spiffeIds: ["${TD}/orders"] }]
+      operations: [{ ports: [${ordersHttpPort}, ${ordersTcpPort}] }]
 `);
   ordersAgent = await startAgentProcess(['agent', '--config', join(dir, 'orders', 'agent.yaml')]);
   webAgent = await startAgentProcess([
@@ -159,6 +174,10 @@ test('L7: allowed and denied calls through both agents; the app sees the caller 
   const denied = await get(webOut(), '/admin');
   assert.equal(denied.status, 403);
   assert.equal(denied.body, '{"code":"ERR_AGENT_REQUEST_DENIED"}');
+  // A DENY rule on a path wins over the ALLOW; the event names it (checked once the sink is up).
+  const secret = await get(webOut(), '/public/secret-plans');
+  assert.equal(secret.status, 403);
+  assert.equal(secret.body, '{"code":"ERR_AGENT_REQUEST_DENIED"}');
 });
 
 test('L4: an allowed tunnel echoes; a caller without an allowing rule is refused', async () => {
@@ -184,8 +203,8 @@ test('a policy file change applies live: the next request is denied without a re
     writeFileAtomic(join(dir, 'orders', 'policy', 'api.yaml'), policyText(['/other/*']));
     await eventually(async () => (await get(webOut(), '/public/a', keepAlive)).status === 403);
     assert.equal((await get(webOut(), '/other/x')).status, 200);
-    writeFileAtomic(join(dir, 'orders', 'policy', 'api.yaml'), 'kind: AgentStaticPolicy\nmetadata: { name: "BAD NAME" }\nspec: { rules: [] }\n');
-    await new Promise((r) => setTimeout(r, 400));
+    writeFileAtomic(join(dir, 'orders', 'policy', 'api.yaml'), 'apiVersion: ward.dev/v1alpha1\nkind: AccessPolicy\nmetadata: { name: "BAD NAME" }\nspec: { ingress: [] }\n');
+    await eventually(() => ordersAgent.stderr().includes('"code":"ERR_POLICY_VALUE"'), 4000);
     assert.equal((await get(webOut(), '/other/x')).status, 200, 'an invalid policy is refused; the last good one stays');
     writeFileAtomic(join(dir, 'orders', 'policy', 'api.yaml'), policyText(['/public/*']));
     await eventually(async () => (await get(webOut(), '/public/a')).status === 200);
@@ -239,6 +258,13 @@ test('events are spooled while the sink is down and replayed in order, none lost
   await eventually(async () => /ward_agent_spool_pending_events 0\b/.test(await metricsText()), 15_000);
   assert.deepEqual(received, Array.from({ length: received.length }, (_, i) => i + 1), 'contiguous from 1, each once');
   assert.ok(received.length >= pending);
+  // Decisions carry the policy engine's references.
+  const http = receivedEvents.filter((e) => e.class === 'http_activity');
+  const ref = (path: string): unknown => http.find((e) => e.path === path)?.policy;
+  assert.equal(ref('/public/items'), 'orders-api/ingress[0]');
+  assert.equal(ref('/admin'), 'default-deny');
+  assert.equal(ref('/public/secret-plans'), 'orders-no-secrets/ingress[0]');
+  assert.equal(http.find((e) => e.path === '/public/secret-plans')?.status, 403);
 });
 
 test('the admin port serves /healthz, /readyz and Prometheus metrics on loopback', async () => {

@@ -38,7 +38,7 @@ test('two workers share the port; the primary aggregates metrics; stop ends them
   writeFileSync(join(dir, 'key.pem'), svid.keyPem);
   writeFileSync(join(dir, 'bundle.pem'), ca.certPem);
   mkdirSync(join(dir, 'policy'));
-  writeFileSync(join(dir, 'policy', 'p.yaml'), 'kind: AgentStaticPolicy\nmetadata: { name: p }\nspec:\n  rules: [{ name: web, from: ["spiffe://example.org/web"] }]\n');
+  writeFileSync(join(dir, 'policy', 'p.yaml'), 'apiVersion: ward.dev/v1alpha1\nkind: AccessPolicy\nmetadata: { name: p }\nspec:\n  subject: { spiffeIds: ["spiffe://example.org/orders"] }\n  ingress: [{ from: [{ spiffeIds: ["spiffe://example.org/web"] }] }]\n');
   const port = await freePort();
   const admin = await freePort();
   const agent = await startAgentProcess(['agent', '--svid', join(dir, 'svid.pem'), '--key', join(dir, 'key.pem'), '--bundle', join(dir, 'bundle.pem'),

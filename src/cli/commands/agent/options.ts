@@ -43,7 +43,7 @@ export function addAgentOptions(cmd: Command): Command {
     .option('--key <file>', 'identity.key: the SVID\'s private key (PEM)')
     .option('--bundle <file>', 'identity.bundle: trust bundle (PEM CA certificates)')
     .option('--revocations <file>', 'identity.revocations: revoked serial numbers, hex, one per line')
-    .option('--policy-dir <dir>', 'policyDir: directory of AgentStaticPolicy YAML files, reloaded on change')
+    .option('--policy-dir <dir>', 'policyDir: directory of Ward policy files (AccessPolicy, MutualTLSPolicy, Workload, NetworkPolicy, Istio AuthorizationPolicy), reloaded on change')
     .option('--inbound <spec>', 'inbound[]: port=8443,app=8080[,protocol=tcp|http][,mode=STRICT|PERMISSIVE][,appProtocol=http1|h2c][,host=][,appHost=] (repeatable)', collect)
     .option('--outbound <spec>', 'outbound[]: name=orders,listen=9001,address=host:port,id=spiffe://…[|spiffe://…] (repeatable)', collect)
     .option('--http-proxy <listen>', 'httpProxy.listen: serve CONNECT/absolute-form proxying to the outbound services')
