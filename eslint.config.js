@@ -6,7 +6,7 @@ import tseslint from 'typescript-eslint';
 const PURE_LAYERS = ['src/core/**', 'src/identity/**', 'src/policy/**', 'src/events/**', 'src/detect/**', 'src/pki/**'];
 
 export default tseslint.config(
-  { ignores: ['.dependency-cruiser.cjs', 'dist/**', 'node_modules/**', 'ui/dist/**', 'bench/results/**'] },
+  { ignores: ['.dependency-cruiser.cjs', 'dist/**', 'node_modules/**', 'ui/dist/**', 'bench/results/**', 'build/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

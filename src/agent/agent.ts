@@ -13,13 +13,12 @@ import type { Logger } from '../core/logging.js';
 import type { AgentConfig } from './config.js';
 import { AdminServer, notReady, registryMetrics } from './admin.js';
 import { discardEvents, type EventRecorder } from './events.js';
+import { openListeners, type OpenedListeners } from './listeners.js';
 import { AgentMetrics } from './metrics.js';
 import { AuthorizerHolder } from './proxy/authorizer.js';
 import { HttpProxyListener } from './proxy/http-proxy.js';
 import type { JwtVerifier } from './proxy/http/jwt.js';
-import { InboundListener } from './proxy/inbound.js';
 import { LiveConnections } from './proxy/live-connections.js';
-import { OutboundListener } from './proxy/outbound.js';
 import { TrustState } from './proxy/trust.js';
 import { EventSpool } from './spool/spool.js';
 import { HttpEventSink } from './spool/sink.js';
@@ -75,17 +74,13 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
   const common = { trust, authorizers, live, metrics, events, clock, limits: config.limits };
   const closers: (() => Promise<void>)[] = [];
   const started: { inbound: number[]; outbound: number[]; httpProxy: number | undefined; admin: number | undefined } = { inbound: [], outbound: [], httpProxy: undefined, admin: undefined };
+  let planes: OpenedListeners['planes'] | undefined;
   try {
-    for (const port of config.inbound) {
-      const listener = new InboundListener(port, { ...common, jwt });
-      started.inbound.push(await listener.listen());
-      closers.push(() => listener.close());
-    }
-    for (const up of config.outbound) {
-      const listener = new OutboundListener(up, up.listenPort, common, up.listenHost);
-      started.outbound.push(await listener.listen());
-      closers.push(() => listener.close());
-    }
+    const opened = await openListeners(config, { ...common, jwt }, logger);
+    planes = opened.planes;
+    started.inbound.push(...opened.inbound);
+    started.outbound.push(...opened.outbound);
+    closers.push(...opened.closers);
     if (config.httpProxy !== undefined) {
       const proxy = new HttpProxyListener(config.outbound, config.httpProxy.port, common, config.httpProxy.host);
       started.httpProxy = await proxy.listen();
@@ -102,7 +97,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
     throw error;
   }
   source.start();
-  logger.info({ spiffeId: trust.spiffeId, ...started }, 'agent started');
+  logger.info({ spiffeId: trust.spiffeId, ...started, dataPlane: planes }, 'agent started');
 
   return {
     trust,

@@ -34,6 +34,11 @@ export interface ProxyAgentConfig {
   readonly reloadIntervalMs: number;
   /** Worker processes sharing the listening ports (node:cluster); 1 = in-process. */
   readonly workers: number;
+  /**
+   * Where L4 bytes and TLS run (ADR 0049): `native` (the relay thread; refuses to start without
+   * it), `node` (Node streams), `auto` (native when the addon loads, else node).
+   */
+  readonly dataPlane: 'auto' | 'native' | 'node';
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 }
 
@@ -90,7 +95,7 @@ function file(v: unknown, path: string, baseDir: string): string {
   return isAbsolute(s) ? s : resolve(baseDir, s);
 }
 
-const TOP_KEYS = new Set(['identity', 'policyDir', 'inbound', 'outbound', 'httpProxy', 'jwt', 'admin', 'events', 'limits', 'reloadInterval', 'workers', 'logLevel']);
+const TOP_KEYS = new Set(['identity', 'policyDir', 'inbound', 'outbound', 'httpProxy', 'jwt', 'admin', 'events', 'limits', 'reloadInterval', 'workers', 'dataPlane', 'logLevel']);
 
 /** An empty `identity: {}` (what flag merging produces when no identity flag is given) counts as absent. */
 function isAbsent(v: unknown): boolean {
@@ -200,6 +205,9 @@ function parseShared(r: Raw, baseDir: string): ProxyAgentConfig {
   }
   const workers = r.workers === undefined ? 1 : Number(r.workers);
   if (!Number.isInteger(workers) || workers < 1 || workers > 64) throw bad('workers', 'expected 1..64');
+  const dataPlane = (r.dataPlane ?? 'auto') as AgentConfig['dataPlane'];
+  if (!['auto', 'native', 'node'].includes(dataPlane)) throw bad('dataPlane', 'expected auto, native or node');
+  if (dataPlane === 'native' && workers > 1) throw bad('dataPlane', 'the native data plane runs in one process: use workers: 1 or dataPlane: auto');
   const logLevel = (r.logLevel ?? 'info') as AgentConfig['logLevel'];
   if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(logLevel)) throw bad('logLevel', 'unknown level');
   if (inbound.length === 0 && outbound.length === 0 && httpProxy === undefined) throw bad('inbound', 'configure at least one inbound port, outbound upstream or the HTTP proxy');
@@ -213,6 +221,7 @@ function parseShared(r: Raw, baseDir: string): ProxyAgentConfig {
     limits: limits as unknown as ProxyLimits,
     reloadIntervalMs: r.reloadInterval === undefined ? DEFAULT_RELOAD_INTERVAL_MS : parseDuration(r.reloadInterval as string, 'reloadInterval'),
     workers,
+    dataPlane,
     logLevel,
   };
 }

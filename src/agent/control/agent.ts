@@ -15,19 +15,18 @@ import type { Logger } from '../../core/logging.js';
 import { AdminServer, notReady, registryMetrics } from '../admin.js';
 import type { AgentConfig } from '../config.js';
 import { AgentMetrics } from '../metrics.js';
-import type { OutboundTarget } from '../policy-authorizer.js';
+import { outboundTargets } from '../policy-authorizer.js';
+import { openListeners } from '../listeners.js';
 import { AuthorizerHolder } from '../proxy/authorizer.js';
 import { HttpProxyListener } from '../proxy/http-proxy.js';
 import type { JwtVerifier } from '../proxy/http/jwt.js';
-import { InboundListener } from '../proxy/inbound.js';
 import { LiveConnections } from '../proxy/live-connections.js';
-import { OutboundListener } from '../proxy/outbound.js';
 import { TrustState } from '../proxy/trust.js';
 import { EventSpool } from '../spool/spool.js';
 import { ControlPlane, type ControlPlaneOptions } from './controller.js';
 
 /** The proxy part of the agent configuration (identity files and policy directory are not used). */
-export type ProxyConfig = Pick<AgentConfig, 'inbound' | 'outbound' | 'httpProxy' | 'jwt' | 'admin' | 'limits'> & {
+export type ProxyConfig = Pick<AgentConfig, 'inbound' | 'outbound' | 'httpProxy' | 'jwt' | 'admin' | 'limits'> & Partial<Pick<AgentConfig, 'dataPlane'>> & {
   /** Spool directory (events survive restarts and outages here); maxBytes bounds it. */
   readonly spool: { readonly dir: string; readonly maxBytes: number };
 };
@@ -63,16 +62,6 @@ export function registerControlMetrics(registry: Registry, cp: ControlPlane): vo
   count('ward_agent_control_watch_reconnects_total', 'Watch streams reopened after a disconnect.', () => cp.status().reconnects);
 }
 
-/** Outbound targets for the authorizer: the first allowed SPIFFE ID names the service's identity. */
-export function outboundTargets(config: Pick<AgentConfig, 'outbound'>, httpServices: ReadonlySet<string> | 'all' = 'all'): Map<string, OutboundTarget> {
-  const out = new Map<string, OutboundTarget>();
-  for (const up of config.outbound) {
-    const id = up.allowedIds.find((i) => !i.endsWith('*'));
-    if (id !== undefined) out.set(up.name, { spiffeId: id, port: up.port, http: httpServices === 'all' || httpServices.has(up.name) });
-  }
-  return out;
-}
-
 export async function startControlledAgent(proxy: ProxyConfig, control: ControlOptions, deps: { clock: Clock; logger: Logger }): Promise<ControlledAgent> {
   const { clock, logger } = deps;
   const authorizerOptions = { httpPorts: proxy.inbound.filter((p) => p.protocol === 'http').map((p) => p.port), outbound: outboundTargets(proxy) };
@@ -101,16 +90,10 @@ export async function startControlledAgent(proxy: ProxyConfig, control: ControlO
     }
     const common = { trust, authorizers, live, metrics, events: spool, clock, limits: proxy.limits };
     const ports: { inbound: number[]; outbound: number[]; httpProxy: number | undefined; admin: number | undefined } = { inbound: [], outbound: [], httpProxy: undefined, admin: undefined };
-    for (const port of proxy.inbound) {
-      const l = new InboundListener(port, { ...common, jwt });
-      ports.inbound.push(await l.listen());
-      closers.push(() => l.close());
-    }
-    for (const up of proxy.outbound) {
-      const l = new OutboundListener(up, up.listenPort, common, up.listenHost);
-      ports.outbound.push(await l.listen());
-      closers.push(() => l.close());
-    }
+    const opened = await openListeners({ ...proxy, dataPlane: proxy.dataPlane ?? 'auto', workers: 1 }, { ...common, jwt }, logger);
+    ports.inbound.push(...opened.inbound);
+    ports.outbound.push(...opened.outbound);
+    closers.push(...opened.closers);
     if (proxy.httpProxy !== undefined) {
       const p = new HttpProxyListener(proxy.outbound, proxy.httpProxy.port, common, proxy.httpProxy.host);
       ports.httpProxy = await p.listen();

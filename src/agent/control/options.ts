@@ -78,6 +78,7 @@ export function resolveControlOptions(flags: ControlFlags, proxy: ProxyAgentConf
       jwt: proxy.jwt,
       admin: proxy.admin,
       limits: proxy.limits,
+      dataPlane: proxy.dataPlane,
       spool: { dir: spoolDir, maxBytes: proxy.spool?.maxBytes ?? DEFAULT_SPOOL_MAX_BYTES },
     }),
     control: Object.freeze({

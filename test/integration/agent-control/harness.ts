@@ -2,7 +2,8 @@
 // SIGKILL and restartable on the same store and ports), plain HTTP calls with bounded waits, and a
 // TLS probe that reads the certificate an agent presents.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { request, type Agent } from 'node:http';
+import type { Agent } from 'node:http';
+import { httpGet } from '../../unit/agent/support/net.js';
 import { connect as tlsConnect } from 'node:tls';
 import { wardArgs } from '../../unit/agent/support/process.js';
 
@@ -62,17 +63,7 @@ export interface Reply {
 
 /** One GET to `127.0.0.1:port`; a fresh connection unless a keep-alive `agent` is given. */
 export function get(port: number, path: string, agent: Agent | false = false): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path, agent, headers: agent === false ? { connection: 'close' } : {} }, (res) => {
-      let body = '';
-      res.on('data', (c: Buffer) => (body += c.toString()));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    req.setTimeout(10_000, () => req.destroy(new Error('timeout')));
-    req.end();
-  });
+  return httpGet(port, path, agent);
 }
 
 /** Polls `check` every 50 ms until it holds; throws `what` after `ms`. Resolves with the elapsed ms. */

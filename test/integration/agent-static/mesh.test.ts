@@ -8,10 +8,10 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync, renameSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { request, createServer, type Server, Agent } from 'node:http';
+import { createServer, type Server, Agent } from 'node:http';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { createTestCa, type TestCa, type TestSvid } from '../../unit/agent/support/pki.js';
-import { startEchoApp, startHttpApp, plainConnect, roundTrip } from '../../unit/agent/support/net.js';
+import { startEchoApp, startHttpApp, plainConnect, roundTrip, httpGet } from '../../unit/agent/support/net.js';
 import { startAgentProcess, type AgentProcess } from '../../unit/agent/support/process.js';
 
 const TD = 'spiffe://example.org';
@@ -57,17 +57,7 @@ function writeFileAtomic(path: string, text: string): void {
 }
 
 function get(port: number, path: string, agent: Agent | false = false): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path, agent, headers: agent === false ? { connection: 'close' } : {} }, (res) => {
-      let body = '';
-      res.on('data', (c: Buffer) => (body += c.toString()));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    req.setTimeout(5000, () => req.destroy(new Error('timeout')));
-    req.end();
-  });
+  return httpGet(port, path, agent, 5000);
 }
 
 async function eventually(check: () => boolean | Promise<boolean>, ms = 8000): Promise<void> {

@@ -19,6 +19,7 @@ test('defaults fill in, paths resolve from the config directory, the result is f
   assert.deepEqual(c.admin, { host: '127.0.0.1', port: 15000 });
   assert.deepEqual(c.limits, DEFAULT_LIMITS);
   assert.equal(c.workers, 1);
+  assert.equal(c.dataPlane, 'auto');
   assert.ok(Object.isFrozen(c) && Object.isFrozen(c.inbound[0]));
 });
 
@@ -28,6 +29,8 @@ test('invalid values fail with ERR_AGENT_CONFIG naming the field', () => {
     [{ ...base, inbound: [{ port: 70000, appPort: 8080 }] }, 'inbound[0].port'],
     [{ ...base, outbound: [{ name: 'orders', listen: 9001, address: '10.0.0.1:8443', allowedIds: [] }] }, 'outbound[0].allowedIds'],
     [{ ...base, admin: { listen: '0.0.0.0:15000' } }, 'admin.listen'],
+    [{ ...base, dataPlane: 'kernel' }, 'dataPlane'],
+    [{ ...base, dataPlane: 'native', workers: 2 }, 'dataPlane'],
     [{ ...base, jwt: { issuer: 'i', audiences: ['a'] } }, 'jwt'],
     [{ ...base, limits: { nope: 1 } }, 'limits.nope'],
     [{ ...base, surprise: 1 }, 'surprise'],

@@ -31,6 +31,7 @@ export interface AgentFlags {
   limit?: string[];
   reloadInterval?: string;
   workers?: string;
+  dataPlane?: string;
   logLevel?: string;
 }
 
@@ -59,6 +60,7 @@ export function addAgentOptions(cmd: Command): Command {
     .option('--limit <name=value>', 'limits.<name>: e.g. headersTimeoutMs=10s, maxHeaderBytes=16KiB (repeatable)', collect)
     .option('--reload-interval <duration>', 'reloadInterval: how often files are checked for changes')
     .option('--workers <n>', 'workers: processes sharing the listening ports')
+    .option('--data-plane <auto|native|node>', 'dataPlane: where L4 bytes and TLS run (native relay thread or Node streams)')
     .option('--log-level <level>', 'logLevel');
 }
 
@@ -119,6 +121,7 @@ export function resolveAgentConfig(flags: AgentFlags, cwd: string, mode: 'static
   }
   if (flags.reloadInterval !== undefined) merged.reloadInterval = flags.reloadInterval;
   if (flags.workers !== undefined) merged.workers = flags.workers;
+  if (flags.dataPlane !== undefined) merged.dataPlane = flags.dataPlane;
   if (flags.logLevel !== undefined) merged.logLevel = flags.logLevel;
   return mode === 'control' ? parseAgentConfig(merged, baseDir, 'control') : parseAgentConfig(merged, baseDir);
 }

@@ -1,7 +1,7 @@
 /** Small real-socket helpers for agent tests: apps on loopback, mTLS clients, bounded waits. */
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
-import { createServer as createHttpServer, type IncomingHttpHeaders, type Server as HttpServer } from 'node:http';
+import { createServer as createHttpServer, request, type Agent, type IncomingHttpHeaders, type Server as HttpServer } from 'node:http';
 import type { TestSvid } from './pki.js';
 
 /** A TCP echo app; returns its port. */
@@ -106,5 +106,20 @@ export function waitClose(socket: Socket, timeoutMs = 3000): Promise<boolean> {
       clearTimeout(timer);
       resolve(true);
     });
+  });
+}
+
+/** One GET to `127.0.0.1:port`; a fresh connection unless a keep-alive `agent` is given. */
+export function httpGet(port: number, path: string, agent: Agent | false = false, timeoutMs = 10_000): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path, agent, headers: agent === false ? { connection: 'close' } : {} }, (res) => {
+      let body = '';
+      res.on('data', (c: Buffer) => (body += c.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.setTimeout(timeoutMs, () => req.destroy(new Error('timeout')));
+    req.end();
   });
 }

@@ -1,0 +1,54 @@
+/**
+ * Opens the agent's inbound ports and outbound upstreams for both modes (static and control):
+ * each on the native L4 data plane when it is eligible and the plane is available (ADR 0049),
+ * otherwise on the Node layers. Returns the bound ports, in config order, and the closers.
+ */
+import type { Logger } from '../core/logging.js';
+import type { ProxyAgentConfig } from './config.js';
+import type { JwtVerifier } from './proxy/http/jwt.js';
+import { InboundListener } from './proxy/inbound.js';
+import { NativeL4, nativeInboundEligible, nativeOutboundEligible } from './proxy/native/l4.js';
+import { OutboundListener, type OutboundDeps } from './proxy/outbound.js';
+
+export interface OpenedListeners {
+  readonly inbound: number[];
+  readonly outbound: number[];
+  /** Which plane each inbound / outbound entry runs on, for the start log and tests. */
+  readonly planes: { readonly inbound: ('native' | 'node')[]; readonly outbound: ('native' | 'node')[] };
+  readonly closers: (() => Promise<void>)[];
+}
+
+export async function openListeners(config: Pick<ProxyAgentConfig, 'inbound' | 'outbound' | 'dataPlane' | 'workers'>, deps: OutboundDeps & { readonly jwt: JwtVerifier | undefined }, logger: Logger): Promise<OpenedListeners> {
+  const out: OpenedListeners = { inbound: [], outbound: [], planes: { inbound: [], outbound: [] }, closers: [] };
+  const wantsNative = config.workers === 1 && (config.inbound.some(nativeInboundEligible) || config.outbound.some((u) => nativeOutboundEligible(u, u.listenHost)));
+  const native = wantsNative || config.dataPlane === 'native' ? NativeL4.open(config.dataPlane, deps, logger) : undefined;
+  if (native !== undefined) out.closers.push(() => native.close());
+  try {
+    for (const port of config.inbound) {
+      if (native !== undefined && nativeInboundEligible(port)) {
+        out.inbound.push(native.listenInbound(port));
+        out.planes.inbound.push('native');
+        continue;
+      }
+      const listener = new InboundListener(port, deps);
+      out.inbound.push(await listener.listen());
+      out.planes.inbound.push('node');
+      out.closers.push(() => listener.close());
+    }
+    for (const up of config.outbound) {
+      if (native !== undefined && nativeOutboundEligible(up, up.listenHost)) {
+        out.outbound.push(native.listenOutbound(up, up.listenPort, up.listenHost));
+        out.planes.outbound.push('native');
+        continue;
+      }
+      const listener = new OutboundListener(up, up.listenPort, deps, up.listenHost);
+      out.outbound.push(await listener.listen());
+      out.planes.outbound.push('node');
+      out.closers.push(() => listener.close());
+    }
+  } catch (error) {
+    for (const close of out.closers.reverse()) await close().catch(() => undefined);
+    throw error;
+  }
+  return out;
+}

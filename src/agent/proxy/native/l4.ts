@@ -1,0 +1,313 @@
+/**
+ * The native L4 data plane (ADR 0049): STRICT `protocol: tcp` inbound ports and outbound
+ * upstreams whose bytes and TLS run in the relay addon's thread, with every decision made
+ * here, by the same code paths the Node layers use:
+ *
+ *   inbound:  relay accepts + TLS handshake (chain checked by OpenSSL against the bundle)
+ *             → Peer event (the verified chain) → trust.checkPeer (X509-SVID rules, revocation)
+ *             → authorizeConnection
+ *             → allow (relay connects to the app and relays) | deny (closed)
+ *   outbound: relay accepts from the app → Accepted event → authorizeConnection (egress)
+ *             → allow (relay connects, originates mTLS) → Peer event → checkPeer + the
+ *             service's allowed SPIFFE IDs → allow (relay) | deny
+ *
+ * Live connections are registered with {@link LiveConnections} exactly like the Node layers'
+ * ones, so revocation and policy changes close them; rotation installs the new SVID for later
+ * handshakes (live connections keep theirs, as with Node's TLS).
+ */
+import { X509Certificate } from 'node:crypto';
+import { isIP } from 'node:net';
+import type { Logger } from '../../../core/logging.js';
+import type { PeerCertificateLike } from '../../../pki/index.js';
+import { AgentError } from '../../errors.js';
+import { UNAUTHENTICATED, type ConnectionContext, type Decision } from '../authorizer.js';
+import type { InboundPortConfig } from '../inbound-config.js';
+import type { LiveConnection } from '../live-connections.js';
+import type { OutboundDeps } from '../outbound.js';
+import { idAllowed, type UpstreamService } from '../upstream-tls.js';
+import { RelayEventKind, RelayListenerKind, loadRelayAddon, type RelayAddon, type RelayCloseReason, type RelayEngine } from './addon.js';
+
+const SLOT_SERVER = 0;
+const SLOT_CLIENT = 1;
+
+interface InboundSpec {
+  readonly kind: 'inbound';
+  readonly config: InboundPortConfig;
+  port: number;
+}
+
+interface OutboundSpec {
+  readonly kind: 'outbound';
+  readonly service: UpstreamService;
+  port: number;
+}
+
+type Spec = InboundSpec | OutboundSpec;
+
+interface Conn {
+  readonly spec: Spec;
+  ctx: ConnectionContext | undefined;
+  decision: Decision | undefined;
+  live: LiveConnection | undefined;
+  started: number;
+  /** Set when a decision already recorded this connection's outcome. */
+  recorded: boolean;
+}
+
+export type NativeL4Mode = 'auto' | 'native' | 'node';
+
+/** Whether an inbound port can run on the native relay: STRICT mTLS, raw TCP, app at an IP literal. */
+export function nativeInboundEligible(config: InboundPortConfig): boolean {
+  return config.mode === 'STRICT' && config.protocol === 'tcp' && isIP(config.appHost) !== 0 && isIP(config.host) !== 0;
+}
+
+/** Whether an outbound upstream can run on the native relay: upstream at an IP literal. */
+export function nativeOutboundEligible(service: UpstreamService, listenHost: string): boolean {
+  return isIP(service.host) !== 0 && isIP(listenHost) !== 0;
+}
+
+/**
+ * The relay's verified chain (leaf first; each certificate a 4-byte big-endian length then DER)
+ * as the linked form `TrustState.checkPeer` takes. Throws on a malformed buffer (never expected:
+ * the relay writes it), which the event handler turns into a denial.
+ */
+export function splitChain(bytes: Buffer): PeerCertificateLike {
+  const ders: Buffer[] = [];
+  for (let at = 0; at < bytes.length;) {
+    if (at + 4 > bytes.length) throw new Error('relay chain: truncated length');
+    const n = bytes.readUInt32BE(at);
+    if (n === 0 || at + 4 + n > bytes.length) throw new Error('relay chain: truncated certificate');
+    ders.push(bytes.subarray(at + 4, at + 4 + n));
+    at += 4 + n;
+  }
+  if (ders.length === 0) throw new Error('relay chain: empty');
+  let link: PeerCertificateLike | undefined;
+  for (let i = ders.length - 1; i >= 0; i--) link = { raw: ders[i] as Buffer, ...(link === undefined ? {} : { issuerCertificate: link }) };
+  return link as PeerCertificateLike;
+}
+
+export class NativeL4 {
+  readonly #addon: RelayAddon;
+  readonly #engine: RelayEngine;
+  readonly #deps: OutboundDeps;
+  readonly #logger: Logger;
+  readonly #specs = new Map<number, Spec>();
+  readonly #conns = new Map<number, Conn>();
+  readonly #unsubscribe: () => void;
+  #nextListener = 1;
+  #closed = false;
+
+  /**
+   * The native plane, or undefined when `mode` is `node`, or `auto` and the addon is missing.
+   * `native` with no addon throws: the operator asked for it explicitly.
+   */
+  static open(mode: NativeL4Mode, deps: OutboundDeps, logger: Logger): NativeL4 | undefined {
+    if (mode === 'node') return undefined;
+    const load = loadRelayAddon();
+    if (!load.ok) {
+      if (mode === 'native') throw new AgentError('ERR_AGENT_CONFIG', `dataPlane: native requested but the relay is ${load.reason}`, { details: { path: 'dataPlane' } });
+      logger.info({ reason: load.reason }, 'native L4 data plane unavailable; L4 runs on the Node data plane');
+      return undefined;
+    }
+    return new NativeL4(load.addon, deps, logger);
+  }
+
+  private constructor(addon: RelayAddon, deps: OutboundDeps, logger: Logger) {
+    this.#addon = addon;
+    this.#deps = deps;
+    this.#logger = logger;
+    const { limits } = deps;
+    this.#engine = addon.create((kind, conn, listener, der, bytesIn, bytesOut, reason) => this.#onEvent(kind, conn, listener, der, bytesIn, bytesOut, reason), {
+      handshakeTimeoutMs: limits.handshakeTimeoutMs,
+      connectTimeoutMs: limits.connectTimeoutMs,
+      idleTimeoutMs: limits.idleTimeoutMs,
+      decisionTimeoutMs: limits.handshakeTimeoutMs,
+      maxConnections: limits.maxConnections,
+    });
+    this.#installMaterial();
+    this.#unsubscribe = deps.trust.onChange((what) => {
+      if (what === 'material') this.#installMaterial();
+    });
+  }
+
+  #installMaterial(): void {
+    const { certPem, keyPem, bundlePem } = this.#deps.trust.material;
+    try {
+      this.#addon.setTls(this.#engine, SLOT_SERVER, true, certPem, keyPem, bundlePem);
+      this.#addon.setTls(this.#engine, SLOT_CLIENT, false, certPem, keyPem, bundlePem);
+    } catch (error) {
+      // TrustState accepted this material, so OpenSSL refusing it is unexpected: keep the last
+      // good context (new handshakes keep working with the previous SVID until it expires).
+      this.#logger.error({ code: 'ERR_AGENT_TLS_MATERIAL', reason: (error as Error).message }, 'native data plane refused the new TLS material; keeping the previous one');
+    }
+  }
+
+  /** Opens a STRICT tcp inbound port on the relay; returns the bound port. */
+  listenInbound(config: InboundPortConfig): number {
+    const id = this.#nextListener++;
+    const port = this.#addon.listen(this.#engine, id, RelayListenerKind.InboundTls, config.host, config.port, SLOT_SERVER, config.appHost, config.appPort);
+    this.#specs.set(id, { kind: 'inbound', config, port });
+    this.#addon.ref(this.#engine, true);
+    return port;
+  }
+
+  /** Opens an outbound upstream listener on the relay; returns the bound port. */
+  listenOutbound(service: UpstreamService, listenPort: number, listenHost: string): number {
+    const id = this.#nextListener++;
+    const port = this.#addon.listen(this.#engine, id, RelayListenerKind.OutboundPlain, listenHost, listenPort, SLOT_CLIENT, service.host, service.port);
+    this.#specs.set(id, { kind: 'outbound', service, port });
+    this.#addon.ref(this.#engine, true);
+    return port;
+  }
+
+  /** Live connections on the relay (decided or waiting). */
+  get connections(): number {
+    return this.#conns.size;
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#unsubscribe();
+    for (const id of this.#specs.keys()) this.#addon.unlisten(this.#engine, id);
+    // Connections closing now still report their bytes; give the relay a moment to say so.
+    for (const id of this.#conns.keys()) this.#addon.close(this.#engine, id);
+    const deadline = Date.now() + 1000;
+    while (this.#conns.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    this.#addon.ref(this.#engine, false);
+    this.#addon.destroy(this.#engine);
+  }
+
+  #onEvent(kind: RelayEventKind, id: number, listener: number, der: Buffer | undefined, bytesIn: number, bytesOut: number, reason: RelayCloseReason | undefined): void {
+    try {
+      if (kind === RelayEventKind.Closed) {
+        this.#onClosed(id, bytesIn, bytesOut, reason);
+        return;
+      }
+      const spec = this.#specs.get(listener);
+      if (spec === undefined || this.#closed) {
+        this.#addon.deny(this.#engine, id);
+        return;
+      }
+      if (kind === RelayEventKind.Accepted && spec.kind === 'outbound') this.#onOutboundAccepted(id, spec);
+      else if (kind === RelayEventKind.Peer && der !== undefined) this.#onPeer(id, spec, der);
+      else this.#addon.deny(this.#engine, id);
+    } catch (error) {
+      // A decision that throws denies (fail closed) instead of crashing the agent.
+      this.#logger.error({ code: 'ERR_AGENT_CONNECTION_DENIED', err: (error as Error).message }, 'native data plane decision failed; connection denied');
+      this.#addon.deny(this.#engine, id);
+    }
+  }
+
+  #onOutboundAccepted(id: number, spec: OutboundSpec): void {
+    const { trust, authorizers, metrics } = this.#deps;
+    const ctx: ConnectionContext = {
+      direction: 'outbound',
+      source: { spiffeId: trust.spiffeId, authenticated: true, attributes: {} },
+      destination: spec.service.name,
+      port: spec.port,
+    };
+    const decision = authorizers.current.authorizeConnection(ctx);
+    const conn: Conn = { spec, ctx, decision, live: undefined, started: 0, recorded: false };
+    this.#conns.set(id, conn);
+    if (!decision.allow) {
+      metrics.connections.labels('outbound', 'denied').inc();
+      this.#record(conn, 'denied', 'ERR_AGENT_CONNECTION_DENIED', 0, 0, 0);
+      this.#addon.deny(this.#engine, id);
+      return;
+    }
+    this.#addon.allow(this.#engine, id);
+  }
+
+  #onPeer(id: number, spec: Spec, chainBytes: Buffer): void {
+    const { trust, authorizers, metrics, live, clock } = this.#deps;
+    const direction = spec.kind;
+    const chain = splitChain(chainBytes);
+    const cert = new X509Certificate(chain.raw);
+    const check = trust.checkPeer(cert, chain);
+    let conn = this.#conns.get(id);
+    if (conn === undefined) {
+      conn = { spec, ctx: undefined, decision: undefined, live: undefined, started: 0, recorded: false };
+      this.#conns.set(id, conn);
+    }
+    let failure: string | undefined = check.ok ? undefined : check.reason;
+    if (check.ok && spec.kind === 'outbound' && !idAllowed(check.spiffeId, spec.service.allowedIds)) failure = 'ERR_AGENT_PEER_UNEXPECTED';
+    if (failure !== undefined) {
+      metrics.handshakeFailures.labels(direction, failure).inc();
+      metrics.connections.labels(direction, 'rejected').inc();
+      this.#record(conn, 'rejected', failure, 0, 0, 0, check.ok ? undefined : UNAUTHENTICATED);
+      this.#addon.deny(this.#engine, id);
+      return;
+    }
+    if (!check.ok) return; // unreachable: narrowed for the compiler
+    if (spec.kind === 'inbound') {
+      const ctx: ConnectionContext = { direction: 'inbound', source: { spiffeId: check.spiffeId, authenticated: true, attributes: {} }, destination: trust.spiffeId, port: spec.port };
+      conn.ctx = ctx;
+      conn.decision = authorizers.current.authorizeConnection(ctx);
+      if (!conn.decision.allow) {
+        metrics.connections.labels('inbound', 'denied').inc();
+        this.#record(conn, 'denied', 'ERR_AGENT_CONNECTION_DENIED', 0, 0, 0);
+        this.#addon.deny(this.#engine, id);
+        return;
+      }
+    }
+    metrics.connections.labels(direction, 'allowed').inc();
+    metrics.activeConnections.labels(direction).inc();
+    const ctx = conn.ctx as ConnectionContext;
+    const liveConn: LiveConnection = { ctx, cert, serial: check.serial, l7: false, epoch: 0, close: () => this.#addon.close(this.#engine, id) };
+    conn.live = liveConn;
+    conn.started = clock.now();
+    live.add(liveConn);
+    this.#addon.allow(this.#engine, id);
+  }
+
+  #onClosed(id: number, bytesIn: number, bytesOut: number, reason: RelayCloseReason | undefined): void {
+    const conn = this.#conns.get(id);
+    this.#conns.delete(id);
+    const { metrics, live, clock } = this.#deps;
+    if (conn === undefined) {
+      // Closed before any decision: a failed inbound handshake (the Node layer counts these the same way).
+      const code = reason === 'verify' ? 'ERR_AGENT_PEER_UNVERIFIED' : 'tls_error';
+      metrics.handshakeFailures.labels('inbound', code).inc();
+      metrics.connections.labels('inbound', 'rejected').inc();
+      return;
+    }
+    const direction = conn.spec.kind;
+    if (conn.live !== undefined) {
+      live.delete(conn.live);
+      metrics.activeConnections.labels(direction).dec();
+      metrics.bytes.labels(direction, direction === 'inbound' ? 'rx' : 'tx').inc(bytesIn);
+      metrics.bytes.labels(direction, direction === 'inbound' ? 'tx' : 'rx').inc(bytesOut);
+      this.#record(conn, 'allowed', undefined, bytesIn, bytesOut, clock.now() - conn.started);
+      return;
+    }
+    if (conn.recorded) return;
+    // Allowed egress whose upstream could not be reached or failed the handshake.
+    const code = reason === 'verify' ? 'ERR_AGENT_PEER_UNVERIFIED' : 'ERR_AGENT_UPSTREAM';
+    metrics.handshakeFailures.labels(direction, code).inc();
+    metrics.connections.labels(direction, 'rejected').inc();
+    this.#record(conn, 'rejected', code, 0, 0, 0);
+  }
+
+  #record(conn: Conn, verdict: 'allowed' | 'denied' | 'rejected', reason: string | undefined, bytesIn: number, bytesOut: number, durationMs: number, source?: string): void {
+    conn.recorded = true;
+    const { trust, clock, events } = this.#deps;
+    const spec = conn.spec;
+    const inbound = spec.kind === 'inbound';
+    events.record({
+      class: 'network_activity',
+      time: clock.now(),
+      direction: spec.kind,
+      source: inbound ? (source ?? conn.ctx?.source.spiffeId ?? UNAUTHENTICATED) : trust.spiffeId,
+      destination: inbound ? trust.spiffeId : spec.service.name,
+      port: spec.port,
+      verdict,
+      policy: conn.decision?.reference ?? 'none',
+      ...(reason === undefined ? {} : { reason }),
+      bytesIn,
+      bytesOut,
+      durationMs,
+    });
+  }
+}
+
