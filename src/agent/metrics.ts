@@ -3,7 +3,7 @@
  * base units, `_total` for counters). Layers receive an {@link AgentMetrics} and touch only
  * pre-resolved label children on the hot path.
  */
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry } from './prom.js';
 
 export class AgentMetrics {
   readonly registry = new Registry();

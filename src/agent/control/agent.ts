@@ -9,7 +9,7 @@
  * from for longer than the watch idle timeout ({@link ControlPlane.notReady}).
  */
 import { readFile } from 'node:fs/promises';
-import { Counter, Gauge, type Registry } from 'prom-client';
+import { Counter, Gauge, type Registry } from '../prom.js';
 import type { Clock } from '../../core/clock.js';
 import type { Logger } from '../../core/logging.js';
 import { AdminServer, notReady, registryMetrics } from '../admin.js';

@@ -10,7 +10,9 @@
  */
 import type { X509Certificate } from 'node:crypto';
 import { tryParseSpiffeId } from '../../core/spiffe-id.js';
-import { PkiError, peerCertificateChain, verifyX509Svid, type PeerCertificateLike, type PkiErrorCode, type TrustBundle } from '../../pki/index.js';
+import type { TrustBundle } from '../../pki/bundle.js';
+import { PkiError, type PkiErrorCode } from '../../pki/errors.js';
+import { peerCertificateChain, verifyX509Svid, type PeerCertificateLike } from '../../pki/svid-verify.js';
 
 /** True when `id` is a SPIFFE ID as the SPIFFE spec defines it (core's parser decides). */
 export function isValidSpiffeId(id: string): boolean {

@@ -8,7 +8,9 @@ import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { createSecureContext, type SecureContext, type SecureContextOptions } from 'node:tls';
 import { systemClock, type Clock } from '../../core/clock.js';
 import { tryParseSpiffeId } from '../../core/spiffe-id.js';
-import { createTrustBundle, type PeerCertificateLike } from '../../pki/index.js';
+// Module paths, not the pki index: the index re-exports the JWT-SVID code and with it jose (≈ 7 MB, ADR 0044).
+import { createTrustBundle } from '../../pki/bundle.js';
+import type { PeerCertificateLike } from '../../pki/svid-verify.js';
 import { AgentError } from '../errors.js';
 import { checkPeerCertificate, normalizeSerial, PEER_CACHE_SIZE, PeerVerifier, type PeerCheck } from './peer-identity.js';
 

@@ -5,11 +5,12 @@ import { createLogger } from '../../../core/logging.js';
 import { AgentError } from '../../../agent/errors.js';
 import type { AgentConfig } from '../../../agent/config.js';
 import { startAgent, type RunningAgent } from '../../../agent/agent.js';
-import { startCluster, isPrimary } from '../../../agent/cluster.js';
 
 async function start(config: AgentConfig, ctx: CliContext): Promise<{ stop(): Promise<void> }> {
   const logger = createLogger({ name: 'ward-agent', level: config.logLevel });
   if (config.workers > 1) {
+    // node:cluster and prom-client's aggregator only when workers are asked for (ADR 0044).
+    const { startCluster, isPrimary } = await import('../../../agent/cluster.js');
     const running = await startCluster(config, { clock: ctx.clock, logger });
     if (isPrimary()) ctx.io.stdout(`${JSON.stringify({ ready: true, workers: config.workers })}\n`);
     return running;
