@@ -198,7 +198,7 @@ static napi_value js_set_tls(napi_env env, napi_callback_info info) {
   char *cert = get_string(env, argv[3]), *key = get_string(env, argv[4]), *ca = get_string(env, argv[5]);
   char err[320] = "";
   int r = (cert && key && ca) ? wr_set_tls(b->e, slot, server, cert, key, ca, err, sizeof err) : -1;
-  if (key) memset(key, 0, strlen(key));
+  if (key) explicit_bzero(key, strlen(key)); /* memset before free may be optimised away */
   free(cert);
   free(key);
   free(ca);
@@ -235,27 +235,61 @@ static napi_value js_listen(napi_env env, napi_callback_info info) {
 
 typedef void (*conn_fn)(wr_engine *, uint64_t);
 
-static napi_value conn_call(napi_env env, napi_callback_info info, conn_fn fn) {
-  size_t argc = 2;
-  napi_value argv[2];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  box *b = get_box(env, argv[0]);
-  if (!b) return NULL;
+/* The first n arguments (missing ones are undefined) and the live engine in argv[0]; NULL with
+ * an exception pending when argv[0] is not one. */
+static box *engine_args(napi_env env, napi_callback_info info, napi_value *argv, size_t n) {
+  size_t argc = n;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) {
+    napi_throw_error(env, "ERR_RELAY_NAPI", "Node-API call failed");
+    return NULL;
+  }
+  return get_box(env, argv[0]);
+}
+
+/* A connection id from an event: an integer in [1, 2^53) (ids are generation << 24 | slot, with
+ * 29 generation bits). Anything else (NaN, negative, fractional, too big) would be undefined
+ * behaviour in the cast; it throws instead. */
+static int get_conn_id(napi_env env, napi_value v, uint64_t *out) {
   double id;
-  CHECK(napi_get_value_double(env, argv[1], &id));
-  fn(b->e, (uint64_t)id);
+  if (napi_get_value_double(env, v, &id) != napi_ok || !(id >= 1 && id < 9007199254740992.0) || id != (double)(uint64_t)id) {
+    napi_throw_type_error(env, "ERR_RELAY_ARG", "connection id must be an id from a relay event");
+    return -1;
+  }
+  *out = (uint64_t)id;
+  return 0;
+}
+
+static napi_value conn_call(napi_env env, napi_callback_info info, conn_fn fn) {
+  napi_value argv[2];
+  box *b = engine_args(env, info, argv, 2);
+  if (!b) return NULL;
+  uint64_t id;
+  if (get_conn_id(env, argv[1], &id) != 0) return NULL;
+  fn(b->e, id);
   return NULL;
 }
 
-static napi_value js_allow(napi_env env, napi_callback_info info) { return conn_call(env, info, wr_allow); }
+/* allow(engine, conn, stage): stage = the kind of the event answered (Accepted or Peer). */
+static napi_value js_allow(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  uint64_t id;
+  uint32_t stage = 0;
+  box *b = engine_args(env, info, argv, 3);
+  if (!b || get_conn_id(env, argv[1], &id) != 0) return NULL;
+  if (napi_get_value_uint32(env, argv[2], &stage) != napi_ok || (stage != WR_EV_ACCEPTED && stage != WR_EV_PEER)) {
+    napi_throw_type_error(env, "ERR_RELAY_ARG", "allow(engine, conn, stage): stage must be the kind of the event answered");
+    return NULL;
+  }
+  wr_allow(b->e, id, (int)stage);
+  return NULL;
+}
+
 static napi_value js_deny(napi_env env, napi_callback_info info) { return conn_call(env, info, wr_deny); }
 static napi_value js_close(napi_env env, napi_callback_info info) { return conn_call(env, info, wr_close); }
 
 static napi_value js_unlisten(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
   napi_value argv[2];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  box *b = get_box(env, argv[0]);
+  box *b = engine_args(env, info, argv, 2);
   if (!b) return NULL;
   uint32_t id;
   CHECK(napi_get_value_uint32(env, argv[1], &id));
@@ -265,10 +299,8 @@ static napi_value js_unlisten(napi_env env, napi_callback_info info) {
 
 /* ref(engine, bool): keep the event loop alive while listeners are open. */
 static napi_value js_ref(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
   napi_value argv[2];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  box *b = get_box(env, argv[0]);
+  box *b = engine_args(env, info, argv, 2);
   if (!b) return NULL;
   bool on;
   CHECK(napi_get_value_bool(env, argv[1], &on));

@@ -20,6 +20,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,6 +70,8 @@ typedef struct listener {
   char target_host[256];
   int target_port;
   int open;
+  uint64_t paused_until; /* ms; accept paused after EMFILE/ENFILE (0 = not paused) */
+  struct listener *next_dead;
 } listener;
 
 typedef struct conn {
@@ -103,6 +106,7 @@ typedef struct cmd {
   uint64_t conn;
   uint32_t listener;
   uint32_t slot;
+  uint32_t stage; /* CMD_ALLOW: the event kind answered */
   SSL_CTX *ctx;
   listener *l;
   struct cmd *next;
@@ -130,6 +134,7 @@ struct wr_engine {
   uint32_t active;
   uint64_t now;
   conn *dead;
+  listener *dead_listeners;
   int stopping;
 };
 
@@ -249,6 +254,11 @@ static void reap(wr_engine *e) {
     free(c->p2t);
     free(c->t2p);
     free(c);
+  }
+  while (e->dead_listeners) {
+    listener *l = e->dead_listeners;
+    e->dead_listeners = l->next_dead;
+    free(l);
   }
 }
 
@@ -532,9 +542,20 @@ static void on_conn_event(wr_engine *e, ep *p, uint32_t events) {
 }
 
 static void on_accept(wr_engine *e, listener *l) {
+  /* Closed by an earlier command of this batch: its fd number may already be someone else's. */
+  if (!l->open) return;
   for (int i = 0; i < 64; i++) {
     int fd = accept4(l->ep.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd < 0) return;
+    if (fd < 0) {
+      /* Out of descriptors (or kernel memory): the pending connection stays in the backlog and
+       * level-triggered epoll would report the listener again at once, spinning the thread.
+       * Stop watching it until the next sweep; accepting resumes when descriptors free up. */
+      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+        set_interest(e, &l->ep, 0);
+        l->paused_until = e->now + 250;
+      }
+      return;
+    }
     if (e->active >= e->limits.max_connections) {
       close(fd);
       continue;
@@ -566,10 +587,12 @@ static void on_accept(wr_engine *e, listener *l) {
   }
 }
 
-static void do_allow(wr_engine *e, conn *c) {
-  if (c->state == ST_WAIT_EGRESS) {
+/* An allow moves a connection on only from the decision point it answers (the event kind JS
+ * saw): an egress allow can never stand in for the peer check, nor the other way round. */
+static void do_allow(wr_engine *e, conn *c, uint32_t stage) {
+  if (c->state == ST_WAIT_EGRESS && stage == WR_EV_ACCEPTED) {
     if (start_connect(e, c) < 0) kill_conn(e, c, "connect");
-  } else if (c->state == ST_WAIT_PEER) {
+  } else if (c->state == ST_WAIT_PEER && stage == WR_EV_PEER) {
     if (c->kind == WR_INBOUND_TLS) {
       if (start_connect(e, c) < 0) kill_conn(e, c, "connect");
     } else {
@@ -606,8 +629,10 @@ static void run_commands(wr_engine *e) {
         break;
       case CMD_LISTEN:
         if (e->listeners[c->listener]) {
+          /* An event of this batch may still point at the old one: free it after the batch. */
           close_listener(e, e->listeners[c->listener]);
-          free(e->listeners[c->listener]);
+          e->listeners[c->listener]->next_dead = e->dead_listeners;
+          e->dead_listeners = e->listeners[c->listener];
         }
         e->listeners[c->listener] = c->l;
         set_interest(e, &c->l->ep, EPOLLIN);
@@ -616,7 +641,7 @@ static void run_commands(wr_engine *e) {
         if (c->listener < MAX_LISTENERS && e->listeners[c->listener]) close_listener(e, e->listeners[c->listener]);
         break;
       case CMD_ALLOW:
-        if ((cn = find_conn(e, c->conn))) do_allow(e, cn);
+        if ((cn = find_conn(e, c->conn))) do_allow(e, cn, c->stage);
         break;
       case CMD_DENY:
         if ((cn = find_conn(e, c->conn))) kill_conn(e, cn, "denied");
@@ -631,6 +656,13 @@ static void run_commands(wr_engine *e) {
 }
 
 static void sweep(wr_engine *e) {
+  for (int i = 0; i < MAX_LISTENERS; i++) {
+    listener *l = e->listeners[i];
+    if (l && l->open && l->paused_until != 0 && e->now >= l->paused_until) {
+      l->paused_until = 0;
+      set_interest(e, &l->ep, EPOLLIN);
+    }
+  }
   for (uint32_t i = 0; i < e->cap; i++) {
     conn *c = e->conns[i];
     if (!c || c->dead) continue;
@@ -644,6 +676,14 @@ static void sweep(wr_engine *e) {
 
 static void *loop(void *arg) {
   wr_engine *e = arg;
+  /* OpenSSL writes to the sockets with write(2), not send(MSG_NOSIGNAL): a peer's RST during
+   * SSL_write raises SIGPIPE on this thread. Node ignores SIGPIPE, but an embedder or a
+   * process.on('SIGPIPE') listener must not see (or die of) the relay's. Blocked here, a
+   * thread-directed SIGPIPE stays pending on this thread and the write fails with EPIPE. */
+  sigset_t pipe_set;
+  sigemptyset(&pipe_set);
+  sigaddset(&pipe_set, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &pipe_set, NULL);
   struct epoll_event evs[256];
   uint64_t next_sweep = now_ms() + 250;
   while (!e->stopping) {
@@ -828,7 +868,7 @@ fail:
 }
 
 int wr_listen(wr_engine *e, uint32_t id, int kind, const char *host, int port, uint32_t tls_slot, const char *target_host, int target_port) {
-  if (id >= MAX_LISTENERS || tls_slot >= MAX_SLOTS || strlen(target_host) >= 256) return -EINVAL;
+  if (id >= MAX_LISTENERS || tls_slot >= MAX_SLOTS || (kind != WR_INBOUND_TLS && kind != WR_OUTBOUND_PLAIN) || strlen(target_host) >= 256 || port < 0 || port > 65535 || target_port <= 0 || target_port > 65535) return -EINVAL;
   char portstr[16];
   snprintf(portstr, sizeof portstr, "%d", port);
   struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV | AI_PASSIVE};
@@ -878,7 +918,14 @@ int wr_listen(wr_engine *e, uint32_t id, int kind, const char *host, int port, u
 }
 
 void wr_unlisten(wr_engine *e, uint32_t id) { simple_cmd(e, CMD_UNLISTEN, 0, id); }
-void wr_allow(wr_engine *e, uint64_t id) { simple_cmd(e, CMD_ALLOW, id, 0); }
+void wr_allow(wr_engine *e, uint64_t id, int stage) {
+  cmd *c = calloc(1, sizeof *c);
+  if (!c) return; /* never relayed: the decision timeout closes it */
+  c->type = CMD_ALLOW;
+  c->conn = id;
+  c->stage = (uint32_t)stage;
+  push_cmd(e, c);
+}
 void wr_deny(wr_engine *e, uint64_t id) { simple_cmd(e, CMD_DENY, id, 0); }
 void wr_close(wr_engine *e, uint64_t id) { simple_cmd(e, CMD_CLOSE, id, 0); }
 
@@ -887,7 +934,7 @@ void wr_close(wr_engine *e, uint64_t id) { simple_cmd(e, CMD_CLOSE, id, 0); }
 static wr_engine *G;
 static void on_ev(void *u, const wr_event *ev) {
   (void)u;
-  if (ev->kind == WR_EV_ACCEPTED || ev->kind == WR_EV_PEER) wr_allow(G, ev->conn);
+  if (ev->kind == WR_EV_ACCEPTED || ev->kind == WR_EV_PEER) wr_allow(G, ev->conn, ev->kind);
 }
 static char *slurp(const char *p) {
   FILE *f = fopen(p, "rb");

@@ -77,8 +77,12 @@ int wr_listen(wr_engine *e, uint32_t listener, int kind, const char *host, int p
 /* Closes a listener (live connections stay). */
 void wr_unlisten(wr_engine *e, uint32_t listener);
 
-/* Moves a connection waiting at a decision point on; deny closes it. */
-void wr_allow(wr_engine *e, uint64_t conn);
+/*
+ * Moves a connection waiting at a decision point on; deny closes it. `stage` is the kind of the
+ * event being answered (WR_EV_ACCEPTED or WR_EV_PEER): an allow is applied only at that decision
+ * point and ignored anywhere else (the decision timeout then closes the connection).
+ */
+void wr_allow(wr_engine *e, uint64_t conn, int stage);
 void wr_deny(wr_engine *e, uint64_t conn);
 /* Closes a connection in any state (revocation, policy change). */
 void wr_close(wr_engine *e, uint64_t conn);

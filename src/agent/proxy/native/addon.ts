@@ -44,7 +44,12 @@ export interface RelayAddon {
   /** Binds and listens at once (errors are thrown with an errno code); returns the bound port. */
   listen(engine: RelayEngine, id: number, kind: RelayListenerKind, host: string, port: number, slot: number, targetHost: string, targetPort: number): number;
   unlisten(engine: RelayEngine, id: number): void;
-  allow(engine: RelayEngine, conn: number): void;
+  /**
+   * Moves `conn` on from the decision point of the event being answered (`stage`: Accepted or
+   * Peer); ignored at any other point, where the decision timeout closes it. Connection ids must
+   * come from events (a non-id throws ERR_RELAY_ARG).
+   */
+  allow(engine: RelayEngine, conn: number, stage: typeof RelayEventKind.Accepted | typeof RelayEventKind.Peer): void;
   deny(engine: RelayEngine, conn: number): void;
   close(engine: RelayEngine, conn: number): void;
   /** Keeps the event loop alive (listeners open) or not. */

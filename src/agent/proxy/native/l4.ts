@@ -18,7 +18,7 @@
 import { X509Certificate } from 'node:crypto';
 import { isIP } from 'node:net';
 import type { Logger } from '../../../core/logging.js';
-import type { PeerCertificateLike } from '../../../pki/index.js';
+import type { PeerCertificateLike } from '../../../pki/svid-verify.js';
 import { AgentError } from '../../errors.js';
 import { UNAUTHENTICATED, type ConnectionContext, type Decision } from '../authorizer.js';
 import type { InboundPortConfig } from '../inbound-config.js';
@@ -176,6 +176,9 @@ export class NativeL4 {
     while (this.#conns.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
     this.#addon.ref(this.#engine, false);
     this.#addon.destroy(this.#engine);
+    // The relay sends no events once destroyed: whatever did not report its close in time was
+    // closed by destroy; release it here so the live registry and the gauges do not keep it.
+    for (const id of [...this.#conns.keys()]) this.#onClosed(id, 0, 0, 'closed');
   }
 
   #onEvent(kind: RelayEventKind, id: number, listener: number, der: Buffer | undefined, bytesIn: number, bytesOut: number, reason: RelayCloseReason | undefined): void {
@@ -216,7 +219,7 @@ export class NativeL4 {
       this.#addon.deny(this.#engine, id);
       return;
     }
-    this.#addon.allow(this.#engine, id);
+    this.#addon.allow(this.#engine, id, RelayEventKind.Accepted);
   }
 
   #onPeer(id: number, spec: Spec, chainBytes: Buffer): void {
@@ -229,6 +232,12 @@ export class NativeL4 {
     if (conn === undefined) {
       conn = { spec, ctx: undefined, decision: undefined, live: undefined, started: 0, recorded: false };
       this.#conns.set(id, conn);
+    }
+    if (spec.kind === 'outbound' && conn.decision?.allow !== true) {
+      // An upstream handshake this side never allowed egress for: fail closed.
+      this.#record(conn, 'denied', 'ERR_AGENT_CONNECTION_DENIED', 0, 0, 0);
+      this.#addon.deny(this.#engine, id);
+      return;
     }
     let failure: string | undefined = check.ok ? undefined : check.reason;
     if (check.ok && spec.kind === 'outbound' && !idAllowed(check.spiffeId, spec.service.allowedIds)) failure = 'ERR_AGENT_PEER_UNEXPECTED';
@@ -258,7 +267,7 @@ export class NativeL4 {
     conn.live = liveConn;
     conn.started = clock.now();
     live.add(liveConn);
-    this.#addon.allow(this.#engine, id);
+    this.#addon.allow(this.#engine, id, RelayEventKind.Peer);
   }
 
   #onClosed(id: number, bytesIn: number, bytesOut: number, reason: RelayCloseReason | undefined): void {
