@@ -106,6 +106,18 @@ function peakRssMb(pid: number | undefined): number {
   }
 }
 
+/** Current RSS split: anonymous (the process's own: heap, buffers) and file-backed (mostly the node binary's code pages, shared by every node process on the host). */
+function rssSplitMb(pid: number | undefined): string {
+  if (pid === undefined) return '?';
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const kb = (k: string): number => Number(new RegExp(`${k}:\\s+(\\d+) kB`).exec(status)?.[1]) / 1024;
+    return `anon ${kb('RssAnon').toFixed(1)} + file ${kb('RssFile').toFixed(1)}`;
+  } catch {
+    return '?';
+  }
+}
+
 function childPids(pid: number | undefined): number[] {
   if (pid === undefined) return [];
   try {
@@ -198,6 +210,8 @@ backend srv_l7
     const common = (who: 'client' | 'server'): string[] => ['--svid', join(dir, `${who}.crt`), '--key', join(dir, `${who}.key`), '--bundle', join(dir, 'ca.pem'), '--admin', 'off', '--log-level', 'warn', '--workers', String(WORKERS)];
     const agentEnv = {};
     if (process.env.WARD_BENCH_PROFILE !== undefined) entry.unshift('--cpu-prof', `--cpu-prof-dir=${process.env.WARD_BENCH_PROFILE}`);
+    // Extra node/V8 flags for the agents only (experiments; the figures in README use none unless stated).
+    if (process.env.WARD_BENCH_AGENT_FLAGS !== undefined) entry.unshift(...process.env.WARD_BENCH_AGENT_FLAGS.split(/\s+/).filter(Boolean));
     agents.push(await startAgentProcess(['agent', ...common('server'), '--policy-dir', join(dir, 'srv', 'policy'),
       '--inbound', `port=${ports.aSrvL4},app=${ports.app},host=127.0.0.1`,
       '--inbound', `port=${ports.aSrvL7},app=${ports.app},host=127.0.0.1,protocol=http`], 20_000, { entry, env: agentEnv }));
@@ -244,7 +258,7 @@ backend srv_l7
       console.log(`    sidecar CPU per request: ward ${med(w, 'cpuUsPerReq').toFixed(1)}µs haproxy ${med(h, 'cpuUsPerReq').toFixed(1)}µs → haproxy/ward efficiency ${(med(h, 'cpuUsPerReq') / med(w, 'cpuUsPerReq')).toFixed(2)}×`);
       console.log(`    added p50: ward ${(med(w, 'p50') - med('direct', 'p50')).toFixed(2)}ms haproxy ${(med(h, 'p50') - med('direct', 'p50')).toFixed(2)}ms ; added p99: ward ${(med(w, 'p99') - med('direct', 'p99')).toFixed(2)}ms haproxy ${(med(h, 'p99') - med('direct', 'p99')).toFixed(2)}ms ; p99 ratio ${(med(w, 'p99') / med(h, 'p99')).toFixed(2)}×`);
     }
-    console.log(`agent peak RSS per process (MB): ${rss.map((x) => x.toFixed(1)).join(', ')}`);
+    console.log(`agent peak RSS per process (MB): ${rss.map((x) => x.toFixed(1)).join(', ')} (server side, client side); now: ${agents.map((a) => rssSplitMb(a.child.pid)).join('; ')}`);
   } finally {
     await Promise.all(agents.map((a) => a.stop()));
     for (const p of procs) p.kill('SIGTERM');
