@@ -42,6 +42,14 @@ export interface ProxyAgentConfig {
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 }
 
+/** Control mode: the shared part plus agent.yaml's `control` section (the rest of control mode is flags). */
+export interface ControlAgentConfig extends ProxyAgentConfig {
+  readonly control: {
+    /** `control.watchIdleTimeout`; `--watch-idle-timeout` overrides it; undefined: the controller's default (45 s). */
+    readonly watchIdleTimeoutMs: number | undefined;
+  };
+}
+
 /** Static mode: the shared part plus identity files and the policy directory. */
 export interface AgentConfig extends ProxyAgentConfig {
   readonly svidFile: string;
@@ -54,6 +62,8 @@ export interface AgentConfig extends ProxyAgentConfig {
 
 export const DEFAULT_RELOAD_INTERVAL_MS = 1000;
 export const DEFAULT_SPOOL_MAX_BYTES = 64 * 1024 * 1024;
+/** Bounds of the watch idle timeout (`control.watchIdleTimeout`, `--watch-idle-timeout`). */
+export const WATCH_IDLE_TIMEOUT_BOUNDS_MS = Object.freeze({ min: 1000, max: 3_600_000 });
 
 function bad(path: string, message: string): AgentError {
   return new AgentError('ERR_AGENT_CONFIG', `${path}: ${message}`, { details: { path } });
@@ -95,7 +105,7 @@ function file(v: unknown, path: string, baseDir: string): string {
   return isAbsolute(s) ? s : resolve(baseDir, s);
 }
 
-const TOP_KEYS = new Set(['identity', 'policyDir', 'inbound', 'outbound', 'httpProxy', 'jwt', 'admin', 'events', 'limits', 'reloadInterval', 'workers', 'dataPlane', 'logLevel']);
+const TOP_KEYS = new Set(['identity', 'policyDir', 'inbound', 'outbound', 'httpProxy', 'jwt', 'admin', 'events', 'limits', 'reloadInterval', 'workers', 'dataPlane', 'logLevel', 'control']);
 
 /** An empty `identity: {}` (what flag merging produces when no identity flag is given) counts as absent. */
 function isAbsent(v: unknown): boolean {
@@ -107,16 +117,17 @@ function isAbsent(v: unknown): boolean {
  * In `control` mode the result has no identity files or policy directory (see {@link AgentMode}).
  */
 export function parseAgentConfig(raw: unknown, baseDir: string, mode?: 'static'): AgentConfig;
-export function parseAgentConfig(raw: unknown, baseDir: string, mode: 'control'): ProxyAgentConfig;
-export function parseAgentConfig(raw: unknown, baseDir: string, mode: AgentMode = 'static'): AgentConfig | ProxyAgentConfig {
+export function parseAgentConfig(raw: unknown, baseDir: string, mode: 'control'): ControlAgentConfig;
+export function parseAgentConfig(raw: unknown, baseDir: string, mode: AgentMode = 'static'): AgentConfig | ControlAgentConfig {
   const r = obj(raw ?? {}, 'config');
   for (const k of Object.keys(r)) if (!TOP_KEYS.has(k)) throw bad(k, 'unknown field');
   const shared = parseShared(r, baseDir);
   if (mode === 'control') {
     if (!isAbsent(r.identity)) throw bad('identity', 'not used in control-plane mode (the SVID comes from the server); remove it');
     if (r.policyDir !== undefined) throw bad('policyDir', 'not used in control-plane mode (policy comes from the server); remove it');
-    return deepFreeze(shared);
+    return deepFreeze({ ...shared, control: parseControlSection(r.control) });
   }
+  if (!isAbsent(r.control)) throw bad('control', 'used in control-plane mode only (--server); remove it');
   const id = obj(r.identity, 'identity');
   return deepFreeze({
     ...shared,
@@ -224,6 +235,20 @@ function parseShared(r: Raw, baseDir: string): ProxyAgentConfig {
     dataPlane,
     logLevel,
   };
+}
+
+/** agent.yaml's `control` section (control mode only). */
+function parseControlSection(v: unknown): ControlAgentConfig['control'] {
+  const c = v === undefined ? {} : obj(v, 'control');
+  for (const k of Object.keys(c)) if (k !== 'watchIdleTimeout') throw bad(`control.${k}`, 'unknown field');
+  let watchIdleTimeoutMs: number | undefined;
+  if (c.watchIdleTimeout !== undefined) {
+    if (typeof c.watchIdleTimeout !== 'string' && typeof c.watchIdleTimeout !== 'number') throw bad('control.watchIdleTimeout', 'expected a duration like 45s or 2m');
+    watchIdleTimeoutMs = parseDuration(c.watchIdleTimeout, 'control.watchIdleTimeout');
+    const { min, max } = WATCH_IDLE_TIMEOUT_BOUNDS_MS;
+    if (watchIdleTimeoutMs < min || watchIdleTimeoutMs > max) throw bad('control.watchIdleTimeout', 'must be between 1s and 1h (and above the server\'s watchHeartbeat)');
+  }
+  return { watchIdleTimeoutMs };
 }
 
 /** `port=8443,app=8080,protocol=http,mode=PERMISSIVE,appProtocol=h2c,host=…,appHost=…` → inbound entry. */

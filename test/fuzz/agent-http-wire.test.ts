@@ -7,7 +7,7 @@ import fc from 'fast-check';
 import { createTestCa, type TestCa, type TestSvid } from '../unit/agent/support/pki.js';
 import { startHttpApp, mtlsConnect, roundTrip } from '../unit/agent/support/net.js';
 import { startInbound, type InboundHarness } from '../unit/agent/support/inbound.js';
-import { StaticAuthorizer } from '../../src/agent/proxy/static-authorizer.js';
+import { policyAuthorizer } from '../unit/agent/support/policy.js';
 
 let ca: TestCa;
 let web: TestSvid;
@@ -20,7 +20,15 @@ before(async () => {
   app = await startHttpApp();
   h = await startInbound({
     material: ca.material(ca.issue(['spiffe://example.org/orders'])), appPort: app.port, protocol: 'http',
-    authorizer: new StaticAuthorizer([{ name: 'p', action: 'ALLOW', mode: 'enforce', rules: [{ name: 'r', from: ['spiffe://example.org/web'], methods: ['GET'], paths: ['/public/*'] }] }]),
+    authorizer: policyAuthorizer(`
+apiVersion: ward.dev/v1alpha1
+kind: AccessPolicy
+metadata: {name: p}
+spec:
+  ingress:
+  - from: [{spiffeIds: ["spiffe://example.org/web"]}]
+    to: [{methods: [GET], paths: ["/public/*"]}]
+`),
     limits: { headersTimeoutMs: 300, requestTimeoutMs: 500 },
   });
 });

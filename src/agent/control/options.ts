@@ -2,13 +2,14 @@
  * The control-plane options of `ward agent` (`--server`, `--server-bundle`, `--join-token`,
  * `--k8s-cluster`/`--k8s-token`, `--service`, `--spiffe-id`, `--app-port`, `--watch-idle-timeout`), validated once into
  * the typed options of {@link startControlledAgent}. The proxy options (inbound, outbound,
- * limits…) are the static mode's, parsed by `parseAgentConfig`.
+ * limits…) are the static mode's, parsed by `parseAgentConfig`; of the control options only the
+ * watch idle timeout also has an agent.yaml key (`control.watchIdleTimeout`, overridden by the flag).
  */
 import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseDuration } from '../../core/config.js';
-import { DEFAULT_SPOOL_MAX_BYTES, type ProxyAgentConfig } from '../config.js';
+import { DEFAULT_SPOOL_MAX_BYTES, WATCH_IDLE_TIMEOUT_BOUNDS_MS, type ControlAgentConfig, type ProxyAgentConfig } from '../config.js';
 import type { ControlOptions, ProxyConfig } from './agent.js';
 import { ControlError } from './errors.js';
 import { trustDomainOfBundle } from './session.js';
@@ -27,10 +28,6 @@ export interface ControlFlags {
   watchIdleTimeout?: string;
 }
 
-/** Bounds of `--watch-idle-timeout`. */
-const MIN_WATCH_IDLE_TIMEOUT_MS = 1000;
-const MAX_WATCH_IDLE_TIMEOUT_MS = 3_600_000;
-
 /** Default mTLS port the agent serves the app on when only `--app-port` is given. */
 export const DEFAULT_INBOUND_PORT = 8443;
 
@@ -42,8 +39,11 @@ export function appPortInbound(appPort: string): string {
   return `port=${DEFAULT_INBOUND_PORT},app=${appPort},protocol=http`;
 }
 
-/** Validates the control flags; `proxy` is the already-parsed config (`parseAgentConfig(…, 'control')`). */
-export function resolveControlOptions(flags: ControlFlags, proxy: ProxyAgentConfig, cwd: string): { proxy: ProxyConfig; control: ControlOptions } {
+/**
+ * Validates the control flags; `proxy` is the already-parsed config (`parseAgentConfig(…, 'control')`,
+ * whose `control` section supplies what a flag leaves unset).
+ */
+export function resolveControlOptions(flags: ControlFlags, proxy: ProxyAgentConfig & Partial<Pick<ControlAgentConfig, 'control'>>, cwd: string): { proxy: ProxyConfig; control: ControlOptions } {
   if (flags.server === undefined) throw bad('server', 'required in control-plane mode');
   if (flags.serverBundle === undefined) throw bad('serverBundle', 'the server\'s trust bundle (`<data-dir>/bundle.pem`) is required to reach it safely');
   let bundle: string;
@@ -60,14 +60,14 @@ export function resolveControlOptions(flags: ControlFlags, proxy: ProxyAgentConf
   else throw bad('joinToken', 'give exactly one attestor: --join-token, or --k8s-cluster (with --k8s-token)');
   if (flags.service !== undefined && !/^[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?$/.test(flags.service)) throw bad('service', 'expected a DNS-style service name');
   if (flags.spiffeId !== undefined && !flags.spiffeId.startsWith(`spiffe://${trustDomain}/`)) throw bad('spiffeId', `expected a SPIFFE ID in ${trustDomain}`);
-  let watchIdleTimeoutMs: number | undefined;
+  let watchIdleTimeoutMs = proxy.control?.watchIdleTimeoutMs;
   if (flags.watchIdleTimeout !== undefined) {
     try {
       watchIdleTimeoutMs = parseDuration(flags.watchIdleTimeout, 'watchIdleTimeout');
     } catch (cause) {
       throw new ControlError('ERR_CONTROL_CONFIG', `watchIdleTimeout: "${flags.watchIdleTimeout}" is not a duration like 45s or 2m`, { cause, details: { path: 'watchIdleTimeout' } });
     }
-    if (watchIdleTimeoutMs < MIN_WATCH_IDLE_TIMEOUT_MS || watchIdleTimeoutMs > MAX_WATCH_IDLE_TIMEOUT_MS) throw bad('watchIdleTimeout', 'must be between 1s and 1h (and above the server\'s watchHeartbeat)');
+    if (watchIdleTimeoutMs < WATCH_IDLE_TIMEOUT_BOUNDS_MS.min || watchIdleTimeoutMs > WATCH_IDLE_TIMEOUT_BOUNDS_MS.max) throw bad('watchIdleTimeout', 'must be between 1s and 1h (and above the server\'s watchHeartbeat)');
   }
   const spoolDir = proxy.spool?.dir ?? join(tmpdir(), `ward-agent-spool-${flags.service ?? 'default'}`);
   return {

@@ -9,9 +9,8 @@
  * - `version` changes whenever a decision could change; the agent then re-checks live
  *   connections (L4 ones it closes, L7 ones are re-checked on their next request).
  *
- * `StaticAuthorizer` (static-authorizer.ts) implements it for static mode and tests; the
- * binding to the policy engine's compiled bundle replaces it in `agent.ts` once
- * `src/policy` exports its evaluator.
+ * `PolicyAuthorizer` (src/agent/policy-authorizer.ts) implements it over the policy engine in
+ * both static and control mode (ADR 0045, ADR 0070).
  */
 
 /** Who is on the other end of a connection. */

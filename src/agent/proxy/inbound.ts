@@ -22,6 +22,8 @@ export class InboundListener {
   readonly #tls: TlsServer;
   readonly #http: HttpInbound | undefined;
   readonly #unsubscribe: () => void;
+  /** The bound port (the configured one, or the OS's choice for port 0): what policies and events see. */
+  #port = 0;
 
   constructor(
     readonly config: InboundPortConfig,
@@ -55,13 +57,14 @@ export class InboundListener {
       this.#server.once('error', reject);
       this.#server.listen(this.config.port, this.config.host, () => {
         this.#server.off('error', reject);
-        resolve((this.#server.address() as { port: number }).port);
+        this.#port = (this.#server.address() as { port: number }).port;
+        resolve(this.#port);
       });
     });
   }
 
   get port(): number {
-    return (this.#server.address() as { port: number }).port;
+    return this.#port;
   }
 
   async close(): Promise<void> {
@@ -114,7 +117,7 @@ export class InboundListener {
 
   #authorized(socket: Socket, peer: PeerIdentity, cert: X509Certificate | undefined, verified: Omit<VerifiedConnection, 'ctx' | 'live'> | undefined, h2c = false): void {
     const { authorizers, metrics, live, clock } = this.deps;
-    const ctx: ConnectionContext = { direction: 'inbound', source: peer, destination: this.deps.trust.spiffeId, port: this.config.port };
+    const ctx: ConnectionContext = { direction: 'inbound', source: peer, destination: this.deps.trust.spiffeId, port: this.#port };
     const decision = authorizers.current.authorizeConnection(ctx);
     if (!decision.allow) {
       metrics.connections.labels('inbound', 'denied').inc();
@@ -160,7 +163,7 @@ export class InboundListener {
       direction: 'inbound',
       source,
       destination: this.deps.trust.spiffeId,
-      port: this.config.port,
+      port: this.#port,
       verdict,
       policy,
       ...(reason === undefined ? {} : { reason }),

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseAgentConfig, parseHostPort } from '../../../src/agent/config.js';
+import { parseAgentConfig, parseHostPort, type ControlAgentConfig } from '../../../src/agent/config.js';
 import { resolveAgentConfig } from '../../../src/cli/commands/agent/options.js';
 import { DEFAULT_LIMITS } from '../../../src/agent/proxy/limits.js';
 import { isWardError } from '../../../src/core/errors.js';
@@ -108,4 +108,32 @@ test('control mode through the CLI flags: no placeholders needed', () => {
   assert.equal('svidFile' in c, false);
   assert.throws(() => resolveAgentConfig({ inbound: ['port=8443,app=8080'], svid: 's.pem' }, '/work', 'control'), (e: unknown) => isWardError(e) && e.details?.path === 'identity');
   assert.throws(() => resolveAgentConfig({ inbound: ['port=8443,app=8080'], policyDir: 'p' }, '/work', 'control'), (e: unknown) => isWardError(e) && e.details?.path === 'policyDir');
+});
+
+test('control mode: agent.yaml `control.watchIdleTimeout` is read and bounded; static mode refuses a `control` section', () => {
+  const raw = { inbound: [{ port: 8443, appPort: 8080, protocol: 'http' }], admin: 'off' };
+  assert.equal(parseAgentConfig(raw, '/', 'control').control.watchIdleTimeoutMs, undefined, 'absent: the controller default applies');
+  const ctl = parseAgentConfig({ ...raw, control: { watchIdleTimeout: '1m30s' } }, '/', 'control');
+  assert.equal(ctl.control.watchIdleTimeoutMs, 90_000);
+  assert.ok(Object.isFrozen(ctl.control));
+  for (const [control, path] of [
+    [{ watchIdleTimeout: '500ms' }, 'control.watchIdleTimeout'],
+    [{ watchIdleTimeout: '2h' }, 'control.watchIdleTimeout'],
+    [{ watchIdleTimeout: true }, 'control.watchIdleTimeout'],
+    [{ idleTimeout: '1m' }, 'control.idleTimeout'],
+    ['45s', 'control'],
+  ] as const) {
+    assert.throws(() => parseAgentConfig({ ...raw, control }, '/', 'control'), (e: unknown) => isWardError(e) && e.code === 'ERR_AGENT_CONFIG' && e.details?.path === path, JSON.stringify(control));
+  }
+  assert.throws(() => parseAgentConfig({ ...raw, control: { watchIdleTimeout: 'soon' } }, '/', 'control'), (e: unknown) => isWardError(e) && e.code === 'ERR_DURATION_INVALID' && e.details?.path === 'control.watchIdleTimeout');
+  assert.throws(() => parseAgentConfig({ ...base, control: { watchIdleTimeout: '1m' } }, '/'), (e: unknown) => isWardError(e) && e.code === 'ERR_AGENT_CONFIG' && e.details?.path === 'control', 'static mode has no watch stream');
+  const dir = mkdtempSync(join(tmpdir(), 'ward-agent-config-'));
+  try {
+    writeFileSync(join(dir, 'agent.yaml'), 'inbound: [{ port: 8443, appPort: 8080 }]\ncontrol: { watchIdleTimeout: 2m }\n');
+    // resolveAgentConfig is typed ProxyAgentConfig in control mode; the value is parseAgentConfig's ControlAgentConfig.
+    const viaCli = resolveAgentConfig({ config: join(dir, 'agent.yaml') }, '/work', 'control') as ControlAgentConfig;
+    assert.equal(viaCli.control.watchIdleTimeoutMs, 120_000, 'read from the file through the CLI');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -7,7 +7,7 @@ import { createTestCa, type TestCa, type TestSvid } from './support/pki.js';
 import { startHttpApp, plainConnect, roundTrip, waitClose } from './support/net.js';
 import { assertGrpcThroughAgent, h2Request } from './support/h2.js';
 import { startInbound } from './support/inbound.js';
-import { StaticAuthorizer, type StaticPolicy } from '../../../src/agent/proxy/static-authorizer.js';
+import { allowFrom, docs, policyAuthorizer, PERMISSIVE_MTLS } from './support/policy.js';
 import { detectProtocol, H2_PREFACE } from '../../../src/agent/proxy/detect.js';
 
 const TD = 'spiffe://example.org';
@@ -15,11 +15,15 @@ let ca: TestCa;
 let server: TestSvid;
 let app: Awaited<ReturnType<typeof startHttpApp>>;
 
-const policies: StaticPolicy[] = [
-  { name: 'api', action: 'ALLOW', mode: 'enforce', rules: [
-    { name: 'legacy', from: ['unauthenticated'], paths: ['/public/*', '/orders.Orders/Get'] },
-  ] },
-];
+const policies = docs(PERMISSIVE_MTLS, `
+apiVersion: ward.dev/v1alpha1
+kind: AccessPolicy
+metadata: {name: api}
+spec:
+  ingress:
+  - from: [{unauthenticated: true}]
+    to: [{paths: ["/public/*", /orders.Orders/Get]}]
+`);
 
 before(async () => {
   ca = createTestCa('h2c');
@@ -58,7 +62,7 @@ function firstBytes(socket: Socket, n: number, timeoutMs = 2000): Promise<Buffer
 }
 
 test('an h2c prior-knowledge caller on a PERMISSIVE port is served over HTTP/2 as `unauthenticated`', async () => {
-  const ph = await startInbound({ material: ca.material(server), authorizer: new StaticAuthorizer(policies, 'v1'), appPort: app.port, protocol: 'http', mode: 'PERMISSIVE' });
+  const ph = await startInbound({ material: ca.material(server), authorizer: policyAuthorizer(policies), appPort: app.port, protocol: 'http', mode: 'PERMISSIVE' });
   const session = await h2cSession(ph.port);
   try {
     const before = app.seen.length;
@@ -85,14 +89,15 @@ test('an h2c prior-knowledge caller on a PERMISSIVE port is served over HTTP/2 a
 
 test('gRPC over h2c prior knowledge reaches an h2c app; a denied call gets grpc-status 7', async () => {
   await assertGrpcThroughAgent(
-    (appPort) => startInbound({ material: ca.material(server), authorizer: new StaticAuthorizer(policies, 'v1'), appPort, protocol: 'http', appProtocol: 'h2c', mode: 'PERMISSIVE' }),
+    (appPort) => startInbound({ material: ca.material(server), authorizer: policyAuthorizer(policies), appPort, protocol: 'http', appProtocol: 'h2c', mode: 'PERMISSIVE' }),
     h2cSession,
     '/orders.Orders/Get', '/orders.Orders/Delete',
   );
 });
 
 test('a policy that does not admit `unauthenticated` closes an h2c caller before any HTTP/2 frame', async () => {
-  const strictPolicy = new StaticAuthorizer([{ name: 'p', action: 'ALLOW', mode: 'enforce', rules: [{ name: 'web', from: [`${TD}/web`] }] }], 'v1');
+  // PERMISSIVE mTLS, so the plaintext caller is refused by the access policy (not by mTLS).
+  const strictPolicy = policyAuthorizer(docs(PERMISSIVE_MTLS, allowFrom('p', [`${TD}/web`])));
   const ph = await startInbound({ material: ca.material(server), authorizer: strictPolicy, appPort: app.port, protocol: 'http', mode: 'PERMISSIVE' });
   try {
     const p = await plainConnect(ph.port);
@@ -110,7 +115,7 @@ test('a policy that does not admit `unauthenticated` closes an h2c caller before
 });
 
 test('the preface is recognised when it arrives a few bytes at a time; HTTP/1.1 methods starting with P stay HTTP/1.1', async () => {
-  const ph = await startInbound({ material: ca.material(server), authorizer: new StaticAuthorizer(policies, 'v1'), appPort: app.port, protocol: 'http', mode: 'PERMISSIVE' });
+  const ph = await startInbound({ material: ca.material(server), authorizer: policyAuthorizer(policies), appPort: app.port, protocol: 'http', mode: 'PERMISSIVE' });
   try {
     const p = await plainConnect(ph.port);
     const reply = firstBytes(p, 9);

@@ -7,7 +7,7 @@ import { createTestCa, type TestCa, type TestSvid } from './support/pki.js';
 import { startHttpApp, mtlsConnect, roundTrip, waitClose, plainConnect } from './support/net.js';
 import { assertGrpcThroughAgent, h2Request } from './support/h2.js';
 import { startInbound, type InboundHarness } from './support/inbound.js';
-import { StaticAuthorizer, type StaticPolicy } from '../../../src/agent/proxy/static-authorizer.js';
+import { docs, policyAuthorizer, PERMISSIVE_MTLS } from './support/policy.js';
 import { createJwtVerifier } from '../../../src/agent/proxy/http/jwt.js';
 import { ManualClock } from '../../../src/core/clock.js';
 
@@ -19,14 +19,29 @@ let batch: TestSvid;
 let app: Awaited<ReturnType<typeof startHttpApp>>;
 let h: InboundHarness;
 
-const policies: StaticPolicy[] = [
-  { name: 'api', action: 'ALLOW', mode: 'enforce', rules: [
-    { name: 'public', from: [`${TD}/web`], methods: ['GET', 'POST'], paths: ['/public/*', '/public'] },
-    { name: 'users', from: [`${TD}/web`], methods: ['GET'], paths: ['/me'], requestPrincipals: ['https://issuer.example/*'] },
-    { name: 'grpc', from: [`${TD}/web`], paths: ['/orders.Orders/Get'] },
-  ] },
-  { name: 'block', action: 'DENY', mode: 'enforce', rules: [{ name: 'admin', paths: ['/public/admin*'] }] },
-];
+/** The API policy for callers `caller` (web by default) plus a DENY of the admin paths. */
+const policies = (caller = `${TD}/web`): string => `
+apiVersion: ward.dev/v1alpha1
+kind: AccessPolicy
+metadata: {name: api}
+spec:
+  action: ALLOW
+  ingress:
+  - from: [{spiffeIds: ["${caller}"]}]
+    to: [{methods: [GET, POST], paths: ["/public/*", /public]}]
+  - from: [{spiffeIds: ["${caller}"], requestPrincipals: ["https://issuer.example/*"]}]
+    to: [{methods: [GET], paths: [/me]}]
+  - from: [{spiffeIds: ["${caller}"]}]
+    to: [{paths: [/orders.Orders/Get]}]
+---
+apiVersion: ward.dev/v1alpha1
+kind: AccessPolicy
+metadata: {name: block}
+spec:
+  action: DENY
+  ingress:
+  - to: [{paths: ["/public/admin*"]}]
+`;
 
 before(async () => {
   ca = createTestCa('l7');
@@ -35,7 +50,7 @@ before(async () => {
   batch = ca.issue([`${TD}/batch`]);
   app = await startHttpApp();
   h = await startInbound({
-    material: ca.material(server), authorizer: new StaticAuthorizer(policies, 'v1'), appPort: app.port, protocol: 'http',
+    material: ca.material(server), authorizer: policyAuthorizer(policies()), appPort: app.port, protocol: 'http',
     limits: { headersTimeoutMs: 500, requestTimeoutMs: 2000, maxHeaderBytes: 8192 },
   });
 });
@@ -148,7 +163,7 @@ test('an end-user JWT is validated against the JWKS: signature, exp, iss, aud', 
   const clock = new ManualClock('2026-06-01T00:00:00Z');
   const now = Math.floor(clock.now() / 1000);
   const jh = await startInbound({
-    material: ca.material(server), authorizer: new StaticAuthorizer(policies, 'v1'), appPort: app.port, protocol: 'http',
+    material: ca.material(server), authorizer: policyAuthorizer(policies()), appPort: app.port, protocol: 'http',
     jwt: createJwtVerifier({ issuer: 'https://issuer.example', audiences: ['orders'], jwks: { keys: [jwk] } }, clock),
   });
   try {
@@ -182,12 +197,12 @@ test('a policy change denies the next request on a live L7 connection', async ()
   const s = await mtlsConnect(h.port, web, ca.certPem);
   const first = await roundTrip(s, 'GET /public/a HTTP/1.1\r\nHost: o\r\n\r\n', 'ok /public/a'.length + 100, 1000);
   assert.equal(status(first.data), 200);
-  h.authorizers.set(new StaticAuthorizer(policies.map((p) => ({ ...p, rules: p.rules.map((r) => ({ ...r, from: [`${TD}/batch`] })) })), 'v2'));
+  h.authorizers.set(policyAuthorizer(policies(`${TD}/batch`), 'v2', { httpPorts: [h.port] }));
   const second = await roundTrip(s, 'GET /public/a HTTP/1.1\r\nHost: o\r\n\r\n', 40, 2000);
   assert.equal(status(second.data), 403);
   assert.ok(second.data.includes('ERR_AGENT_CONNECTION_DENIED'));
   assert.equal(await waitClose(s), true);
-  h.authorizers.set(new StaticAuthorizer(policies, 'v3'));
+  h.authorizers.set(policyAuthorizer(policies(), 'v3', { httpPorts: [h.port] }));
   assert.equal(status(await raw('GET /public/a HTTP/1.1\r\nHost: o\r\nConnection: close\r\n\r\n')), 200);
   assert.equal(status(await raw('GET /public/a HTTP/1.1\r\nHost: o\r\nConnection: close\r\n\r\n', batch)), 0, 'batch is refused at connect');
 });
@@ -217,7 +232,7 @@ test('HTTP/2 requests are authorized per request like HTTP/1.1', async () => {
 
 test('gRPC over HTTP/2 reaches an h2c app with trailers; denied calls get grpc-status 7', async () => {
   await assertGrpcThroughAgent(
-    (appPort) => startInbound({ material: ca.material(server), authorizer: new StaticAuthorizer(policies, 'v1'), appPort, protocol: 'http', appProtocol: 'h2c' }),
+    (appPort) => startInbound({ material: ca.material(server), authorizer: policyAuthorizer(policies()), appPort, protocol: 'http', appProtocol: 'h2c' }),
     (port) => h2Session(port, web),
     '/orders.Orders/Get', '/orders.Orders/Delete',
   );
@@ -231,9 +246,15 @@ test('plaintext to an mTLS HTTP port gets no HTTP answer', async () => {
 });
 
 test('a PERMISSIVE HTTP port serves plaintext callers as `unauthenticated`, without an identity header', async () => {
-  const authz = new StaticAuthorizer([{ name: 'p', action: 'ALLOW', mode: 'enforce', rules: [
-    { name: 'anyone-public', from: ['unauthenticated', `${TD}/web`], paths: ['/public/*'] },
-  ] }], 'v1');
+  const authz = policyAuthorizer(docs(PERMISSIVE_MTLS, `
+apiVersion: ward.dev/v1alpha1
+kind: AccessPolicy
+metadata: {name: p}
+spec:
+  ingress:
+  - from: [{unauthenticated: true}, {spiffeIds: ["${TD}/web"]}]
+    to: [{paths: ["/public/*"]}]
+`));
   const ph = await startInbound({ material: ca.material(server), authorizer: authz, appPort: app.port, protocol: 'http', mode: 'PERMISSIVE' });
   try {
     const before = app.seen.length;

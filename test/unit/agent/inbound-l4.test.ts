@@ -5,7 +5,8 @@ import type { TLSSocket } from 'node:tls';
 import { createTestCa, type TestCa, type TestSvid } from './support/pki.js';
 import { startEchoApp, mtlsConnect, plainConnect, roundTrip, waitClose } from './support/net.js';
 import { startInbound, type InboundHarness } from './support/inbound.js';
-import { StaticAuthorizer } from '../../../src/agent/proxy/static-authorizer.js';
+import type { PolicyAuthorizer } from '../../../src/agent/policy-authorizer.js';
+import { allowFrom, docs, policyAuthorizer, PERMISSIVE_MTLS } from './support/policy.js';
 
 const TD = 'spiffe://example.org';
 let ca: TestCa;
@@ -15,7 +16,7 @@ let web: TestSvid;
 let batch: TestSvid;
 let app: Awaited<ReturnType<typeof startEchoApp>>;
 
-const allowWeb = (): StaticAuthorizer => new StaticAuthorizer([{ name: 'p', action: 'ALLOW', mode: 'enforce', rules: [{ name: 'web', from: [`${TD}/web`] }] }], 'v1');
+const allowWeb = (): PolicyAuthorizer => policyAuthorizer(allowFrom('p', [`${TD}/web`]));
 
 before(async () => {
   ca = createTestCa('l4');
@@ -54,7 +55,7 @@ test('an allowed peer reaches the app through mTLS; the flow event names it', as
     assert.equal(ev.source, `${TD}/web`);
     assert.equal(ev.destination, `${TD}/orders`);
     assert.equal(ev.verdict, 'allowed');
-    assert.equal(ev.policy, 'p/web');
+    assert.equal(ev.policy, 'p/ingress[0]');
   });
 });
 
@@ -123,27 +124,37 @@ test('a certificate with two URI SANs, a non-SPIFFE URI, or a CA flag is rejecte
 });
 
 test('PERMISSIVE ports accept plaintext as `unauthenticated` only when policy allows it', async () => {
-  const authz = new StaticAuthorizer([{ name: 'p', action: 'ALLOW', mode: 'enforce', rules: [{ name: 'legacy', from: ['unauthenticated'] }] }], 'v1');
+  const legacy = `
+apiVersion: ward.dev/v1alpha1
+kind: AccessPolicy
+metadata: {name: p}
+spec:
+  ingress:
+  - from: [{unauthenticated: true}]
+`;
+  const authz = policyAuthorizer(docs(PERMISSIVE_MTLS, legacy));
   await withInbound({ mode: 'PERMISSIVE', authorizer: authz }, async (h) => {
     const p = await plainConnect(h.port);
     assert.equal((await roundTrip(p, 'plain', 5)).data, 'plain');
     p.destroy();
-    h.authorizers.set(allowWeb());
+    h.authorizers.set(policyAuthorizer(docs(PERMISSIVE_MTLS, allowFrom('p', [`${TD}/web`])), 'v2'));
     const p2 = await plainConnect(h.port);
     const r = await roundTrip(p2, 'plain', 5);
     assert.equal(r.data, '');
     assert.equal(r.closed, true);
+    const denied = h.events.find((e) => e.class === 'network_activity' && e.verdict === 'denied');
+    assert.equal(denied?.policy, 'default-deny', 'denied by the access policy, not by mTLS');
   });
 });
 
 test('a policy change closes live L4 connections no longer allowed, and keeps the others', async () => {
-  const both = new StaticAuthorizer([{ name: 'p', action: 'ALLOW', mode: 'enforce', rules: [{ name: 'all', from: [`${TD}/web`, `${TD}/batch`] }] }], 'v1');
+  const both = policyAuthorizer(allowFrom('p', [`${TD}/web`, `${TD}/batch`]));
   await withInbound({ authorizer: both }, async (h) => {
     const w = await mtlsConnect(h.port, web, ca.certPem);
     const b = await mtlsConnect(h.port, batch, ca.certPem);
     assert.equal((await roundTrip(w, 'w1', 2)).data, 'w1');
     assert.equal((await roundTrip(b, 'b1', 2)).data, 'b1');
-    h.authorizers.set(allowWeb());
+    h.authorizers.set(policyAuthorizer(allowFrom('p', [`${TD}/web`]), 'v2'));
     assert.equal(await waitClose(b), true, 'batch connection must be closed');
     assert.equal((await roundTrip(w, 'w2', 2)).data, 'w2');
     const closed = (await h.metrics.closedByPolicy.get()).values[0]?.value;
@@ -178,5 +189,38 @@ test('an SVID rotation keeps live connections; a bundle that no longer trusts th
     // and new handshakes from the old CA's peers fail
     const again = await mtlsConnect(h.port, web, otherCa.certPem).catch(() => undefined);
     if (again) assert.equal((await roundTrip(again, 'x', 1)).closed, true);
+  });
+});
+
+test('a listener configured as port 0 is decided on its bound port: a policy naming that port admits the peer, the flow event names it', async () => {
+  const onPort = (port: number, version: string): PolicyAuthorizer => policyAuthorizer(`
+apiVersion: ward.dev/v1alpha1
+kind: AccessPolicy
+metadata: {name: bound}
+spec:
+  ingress:
+  - from: [{spiffeIds: ["${TD}/web"]}]
+    to: [{ports: [${port}]}]
+`, version);
+  await withInbound({}, async (h) => {
+    assert.notEqual(h.port, 0);
+    // Another port only: denied (the port condition is really checked).
+    h.authorizers.set(onPort(h.port === 65535 ? 1024 : h.port + 1, 'other'));
+    const refused = await mtlsConnect(h.port, web, ca.certPem).catch(() => undefined);
+    if (refused) assert.equal((await roundTrip(refused, 'x', 1)).closed, true);
+    h.authorizers.set(onPort(h.port, 'bound'));
+    const s = await mtlsConnect(h.port, web, ca.certPem);
+    assert.equal((await roundTrip(s, 'hello', 5)).data, 'hello');
+    s.destroy();
+    await waitClose(s);
+    for (let i = 0; i < 50 && !h.events.some((e) => e.class === 'network_activity' && e.verdict === 'allowed'); i++) await new Promise((res) => setTimeout(res, 20));
+    const allowed = h.events.find((e) => e.class === 'network_activity' && e.verdict === 'allowed');
+    assert.ok(allowed && allowed.class === 'network_activity');
+    assert.equal(allowed.port, h.port);
+    assert.equal(allowed.policy, 'bound/ingress[0]');
+    const denied = h.events.find((e) => e.class === 'network_activity' && e.verdict === 'denied');
+    assert.ok(denied && denied.class === 'network_activity');
+    assert.equal(denied.port, h.port);
+    assert.equal(denied.policy, 'default-deny');
   });
 });

@@ -8,7 +8,8 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { createTestCa, type TestCa, type TestSvid } from './support/pki.js';
 import { startHttpApp, mtlsConnect, roundTrip } from './support/net.js';
 import { startInbound, type InboundHarness } from './support/inbound.js';
-import { StaticAuthorizer, type StaticPolicy } from '../../../src/agent/proxy/static-authorizer.js';
+import { allowFrom, policyAuthorizer } from './support/policy.js';
+import type { ConnectionContext, RequestContext } from '../../../src/agent/proxy/authorizer.js';
 
 const TD = 'spiffe://example.org';
 let ca: TestCa;
@@ -20,9 +21,7 @@ let raw: { server: Server; port: number; sockets: Set<Socket>; heads: string[] }
 let rawH: InboundHarness;
 let slowH: InboundHarness;
 
-const policies: StaticPolicy[] = [
-  { name: 'api', action: 'ALLOW', mode: 'enforce', rules: [{ name: 'public', from: [`${TD}/web`, `${TD}/mobile`], paths: ['/public/*'] }] },
-];
+const policies = allowFrom('api', [`${TD}/web`, `${TD}/mobile`], '{paths: ["/public/*"]}');
 
 /** App answers that try to split the caller's response stream. */
 const SPLIT: Record<string, string> = {
@@ -40,7 +39,7 @@ before(async () => {
   web = ca.issue([`${TD}/web`]);
   mobile = ca.issue([`${TD}/mobile`]);
   app = await startHttpApp();
-  h = await startInbound({ material: ca.material(ca.issue([`${TD}/orders`])), authorizer: new StaticAuthorizer(policies), appPort: app.port, protocol: 'http' });
+  h = await startInbound({ material: ca.material(ca.issue([`${TD}/orders`])), authorizer: policyAuthorizer(policies), appPort: app.port, protocol: 'http' });
   // An app that answers with a canned response per request head and, for `/public/respond-then-close`,
   // closes the connection without answering (as an app restarting would).
   const sockets = new Set<Socket>();
@@ -82,8 +81,8 @@ before(async () => {
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   raw = { server, port: (server.address() as { port: number }).port, sockets, heads };
-  rawH = await startInbound({ material: ca.material(ca.issue([`${TD}/orders`])), authorizer: new StaticAuthorizer(policies), appPort: raw.port, protocol: 'http' });
-  slowH = await startInbound({ material: ca.material(ca.issue([`${TD}/orders`])), authorizer: new StaticAuthorizer(policies), appPort: raw.port, protocol: 'http', limits: { headersTimeoutMs: 300 } });
+  rawH = await startInbound({ material: ca.material(ca.issue([`${TD}/orders`])), authorizer: policyAuthorizer(policies), appPort: raw.port, protocol: 'http' });
+  slowH = await startInbound({ material: ca.material(ca.issue([`${TD}/orders`])), authorizer: policyAuthorizer(policies), appPort: raw.port, protocol: 'http', limits: { headersTimeoutMs: 300 } });
 });
 
 after(async () => {
@@ -252,16 +251,17 @@ test('an oversized head split across many TLS records is refused with 431 and ne
 });
 
 test('an authorizer that throws fails closed on both HTTP/1.1 paths, and the agent keeps serving', async () => {
-  const inner = new StaticAuthorizer(policies);
+  let inner = policyAuthorizer(policies);
   const throwing = {
     version: 'throws',
-    authorizeConnection: (ctx: Parameters<StaticAuthorizer['authorizeConnection']>[0]) => inner.authorizeConnection(ctx),
-    authorizeRequest: (ctx: Parameters<StaticAuthorizer['authorizeRequest']>[0]) => {
+    authorizeConnection: (ctx: ConnectionContext) => inner.authorizeConnection(ctx),
+    authorizeRequest: (ctx: RequestContext) => {
       if (ctx.path === '/public/boom') throw new Error('policy engine bug');
       return inner.authorizeRequest(ctx);
     },
   };
   const th = await startInbound({ material: ca.material(ca.issue([`${TD}/orders`])), authorizer: throwing, appPort: raw.port, protocol: 'http' });
+  inner = inner.withOptions({ httpPorts: [th.port] }); // the port is HTTP, as the agent tells its authorizer
   try {
     const before = raw.heads.length;
     for (const req of ['GET /public/boom HTTP/1.1\r\nHost: o\r\n\r\n', 'POST /public/boom HTTP/1.1\r\nHost: o\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n']) {

@@ -7,7 +7,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { createTestCa, type TestCa, type TestSvid } from './support/pki.js';
 import { startHttpApp, mtlsConnect, roundTrip, waitClose } from './support/net.js';
 import { startInbound, type InboundHarness } from './support/inbound.js';
-import { StaticAuthorizer, type StaticPolicy } from '../../../src/agent/proxy/static-authorizer.js';
+import { allowFrom, policyAuthorizer } from './support/policy.js';
 
 const TD = 'spiffe://example.org';
 let ca: TestCa;
@@ -18,9 +18,7 @@ let h: InboundHarness;
 let raw: { server: Server; port: number; sockets: Set<Socket> };
 let rawH: InboundHarness;
 
-const policies: StaticPolicy[] = [
-  { name: 'api', action: 'ALLOW', mode: 'enforce', rules: [{ name: 'public', from: [`${TD}/web`], paths: ['/public/*'] }] },
-];
+const policies = allowFrom('api', [`${TD}/web`], '{paths: ["/public/*"]}');
 
 /** Canned raw responses by path, for framings a Node app would not produce on demand. */
 const CANNED: Record<string, string> = {
@@ -39,7 +37,7 @@ before(async () => {
   web = ca.issue([`${TD}/web`]);
   app = await startHttpApp();
   app.server.on('connection', () => (appConnections += 1));
-  h = await startInbound({ material: ca.material(ca.issue([`${TD}/orders`])), authorizer: new StaticAuthorizer(policies), appPort: app.port, protocol: 'http', limits: { headersTimeoutMs: 500, requestTimeoutMs: 1000 } });
+  h = await startInbound({ material: ca.material(ca.issue([`${TD}/orders`])), authorizer: policyAuthorizer(policies), appPort: app.port, protocol: 'http', limits: { headersTimeoutMs: 500, requestTimeoutMs: 1000 } });
   const sockets = new Set<Socket>();
   const server = createServer((s) => {
     sockets.add(s);
@@ -58,7 +56,7 @@ before(async () => {
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   raw = { server, port: (server.address() as { port: number }).port, sockets };
-  rawH = await startInbound({ material: ca.material(ca.issue([`${TD}/orders`])), authorizer: new StaticAuthorizer(policies), appPort: raw.port, protocol: 'http' });
+  rawH = await startInbound({ material: ca.material(ca.issue([`${TD}/orders`])), authorizer: policyAuthorizer(policies), appPort: raw.port, protocol: 'http' });
 });
 
 after(async () => {
@@ -159,7 +157,7 @@ test('a malformed app response or an unreachable app is a 502 with only a Ward c
   await new Promise<void>((r) => dead.listen(0, '127.0.0.1', r));
   const port = (dead.address() as { port: number }).port;
   await new Promise((r) => dead.close(r));
-  const down = await startInbound({ material: ca.material(ca.issue([`${TD}/orders`])), authorizer: new StaticAuthorizer(policies), appPort: port, protocol: 'http' });
+  const down = await startInbound({ material: ca.material(ca.issue([`${TD}/orders`])), authorizer: policyAuthorizer(policies), appPort: port, protocol: 'http' });
   try {
     const t = await mtlsConnect(down.port, web, ca.certPem);
     const r = await roundTrip(t, 'GET /public/x HTTP/1.1\r\nHost: o\r\n\r\n', 1 << 20, 2000);

@@ -7,7 +7,8 @@ import { connect } from 'node:net';
 import { createTestCa, type TestCa, type TestSvid } from './support/pki.js';
 import { startEchoApp, startHttpApp, plainConnect, roundTrip, waitClose } from './support/net.js';
 import { startInbound, type InboundHarness } from './support/inbound.js';
-import { StaticAuthorizer, type StaticPolicy } from '../../../src/agent/proxy/static-authorizer.js';
+import type { PolicyAuthorizer } from '../../../src/agent/policy-authorizer.js';
+import { allowFrom, policyAuthorizer } from './support/policy.js';
 import { AuthorizerHolder } from '../../../src/agent/proxy/authorizer.js';
 import { TrustState } from '../../../src/agent/proxy/trust.js';
 import { LiveConnections } from '../../../src/agent/proxy/live-connections.js';
@@ -28,8 +29,23 @@ let ordersTcp: InboundHarness;
 let ordersHttp: InboundHarness;
 let impostor: InboundHarness;
 
-const inboundPolicy = new StaticAuthorizer([{ name: 'in', action: 'ALLOW', mode: 'enforce', rules: [{ name: 'web', from: [`${TD}/web`] }] }], 'v1');
-const egress = (services: string[]): StaticAuthorizer => new StaticAuthorizer([{ name: 'out', action: 'ALLOW', mode: 'enforce', rules: [{ name: 'to', direction: 'outbound', to: services }] } satisfies StaticPolicy], 'e');
+const inboundPolicy = policyAuthorizer(allowFrom('in', [`${TD}/web`]));
+let egressVersion = 0;
+/**
+ * web's egress allowed to the named services only. Service `x` is `${TD}/x` (as an agent derives
+ * it from an upstream's allowed IDs, `outboundTargets`); `orders` and `billing` are known upstreams.
+ */
+const egress = (services: string[]): PolicyAuthorizer => policyAuthorizer(`
+apiVersion: ward.dev/v1alpha1
+kind: AccessPolicy
+metadata: {name: out}
+spec:
+  subject: {spiffeIds: ["${TD}/web"]}
+  egress:
+  - to: [{spiffeIds: ${JSON.stringify(services.map((s) => `${TD}/${s}`))}}]
+`, `e${++egressVersion}`, {
+  outbound: new Map(['orders', 'billing'].map((name) => [name, { spiffeId: `${TD}/${name}`, port: 443, http: false }])),
+});
 
 before(async () => {
   ca = createTestCa('out');
@@ -50,7 +66,7 @@ after(async () => {
   ca.cleanup();
 });
 
-function outboundDeps(authorizer: StaticAuthorizer): OutboundDeps & { events: { record(e: AgentEvent): void }; seen: AgentEvent[] } {
+function outboundDeps(authorizer: PolicyAuthorizer): OutboundDeps & { events: { record(e: AgentEvent): void }; seen: AgentEvent[] } {
   const trust = new TrustState(ca.material(web));
   const authorizers = new AuthorizerHolder(authorizer);
   const seen: AgentEvent[] = [];

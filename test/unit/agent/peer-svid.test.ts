@@ -15,7 +15,7 @@ import { DEFAULT_LIMITS } from '../../../src/agent/proxy/limits.js';
 import { LiveConnections } from '../../../src/agent/proxy/live-connections.js';
 import { TrustState } from '../../../src/agent/proxy/trust.js';
 import { PeerVerifier } from '../../../src/agent/proxy/peer-identity.js';
-import { StaticAuthorizer } from '../../../src/agent/proxy/static-authorizer.js';
+import { allowFrom, policyAuthorizer } from './support/policy.js';
 import { AgentMetrics } from '../../../src/agent/metrics.js';
 import type { AgentEvent } from '../../../src/agent/events.js';
 import { parseTrustBundle } from '../../../src/pki/index.js';
@@ -85,7 +85,7 @@ interface Harness {
 /** An mTLS TCP inbound port whose trust and deps share the test's manual clock. */
 async function start(): Promise<Harness> {
   const trust = new TrustState(ca.material(server), clock);
-  const authorizers = new AuthorizerHolder(new StaticAuthorizer([{ name: 'p', action: 'ALLOW', mode: 'enforce', rules: [{ name: 'all', from: ['*'] }] }], 'v1'));
+  const authorizers = new AuthorizerHolder(policyAuthorizer(allowFrom('p', ['*'])));
   const metrics = new AgentMetrics();
   const live = new LiveConnections(authorizers, trust);
   const events: AgentEvent[] = [];

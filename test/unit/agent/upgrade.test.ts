@@ -7,7 +7,8 @@ import type { Socket } from 'node:net';
 import { createTestCa, type TestCa, type TestSvid } from './support/pki.js';
 import { mtlsConnect, plainConnect, waitClose } from './support/net.js';
 import { startInbound, type InboundHarness } from './support/inbound.js';
-import { StaticAuthorizer, type StaticPolicy } from '../../../src/agent/proxy/static-authorizer.js';
+import type { PolicyAuthorizer } from '../../../src/agent/policy-authorizer.js';
+import { docs, policyAuthorizer, PERMISSIVE_MTLS } from './support/policy.js';
 
 const TD = 'spiffe://example.org';
 const WS_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
@@ -16,12 +17,16 @@ let server: TestSvid;
 let web: TestSvid;
 let app: { port: number; seen: { url: string; headers: IncomingHttpHeaders }[]; server: HttpServer; close(): Promise<void> };
 
-const policies: StaticPolicy[] = [
-  { name: 'api', action: 'ALLOW', mode: 'enforce', rules: [
-    { name: 'ws', from: [`${TD}/web`, 'unauthenticated'], methods: ['GET'], paths: ['/ws/*'] },
-  ] },
-];
-const authz = (): StaticAuthorizer => new StaticAuthorizer(policies, 'v1');
+const policies = `
+apiVersion: ward.dev/v1alpha1
+kind: AccessPolicy
+metadata: {name: api}
+spec:
+  ingress:
+  - from: [{spiffeIds: ["${TD}/web"]}, {unauthenticated: true}]
+    to: [{methods: [GET], paths: ["/ws/*"]}]
+`;
+const authz = (): PolicyAuthorizer => policyAuthorizer(policies);
 
 /** A masked (client) or unmasked (server) WebSocket text frame, payload < 126 bytes. */
 function frame(text: string, masked: boolean): Buffer {
@@ -201,7 +206,15 @@ test('a policy change that denies the upgraded request closes the live upgraded 
     assert.match((await r.head()) ?? '', /^HTTP\/1\.1 101 /);
     assert.equal(await r.frame(), 'hello');
     // Still allowed at L4 (any peer may connect), no longer allowed for GET /ws/live.
-    h.authorizers.set(new StaticAuthorizer([{ name: 'api', action: 'ALLOW', mode: 'enforce', rules: [{ name: 'other', from: [`${TD}/web`], paths: ['/other'] }] }], 'v2'));
+    h.authorizers.set(policyAuthorizer(`
+apiVersion: ward.dev/v1alpha1
+kind: AccessPolicy
+metadata: {name: api}
+spec:
+  ingress:
+  - from: [{spiffeIds: ["${TD}/web"]}]
+    to: [{paths: [/other]}]
+`, 'v2', { httpPorts: [h.port] }));
     assert.equal(await waitClose(s), true);
   });
 });
@@ -258,7 +271,7 @@ test('an app that refuses the upgrade has its answer relayed, then the connectio
 });
 
 test('a plaintext caller upgrades on a PERMISSIVE port as `unauthenticated`: forged identity stripped, none added', async () => {
-  await withInbound({ mode: 'PERMISSIVE' }, async (h) => {
+  await withInbound({ mode: 'PERMISSIVE', authorizer: policyAuthorizer(docs(PERMISSIVE_MTLS, policies)) }, async (h) => {
     const p = await plainConnect(h.port);
     const r = new Reader(p);
     p.write(upgradeRequest('/ws/plain', 'X-Forwarded-Client-Cert: By=x;URI=spiffe://example.org/web\r\n'));

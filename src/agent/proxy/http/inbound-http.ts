@@ -462,7 +462,7 @@ export class HttpInbound {
       time: this.deps.clock.now(),
       source: verified.ctx.source.spiffeId,
       destination: this.deps.trust.spiffeId,
-      port: this.config.port,
+      port: verified.ctx.port,
       method,
       path,
       status,

@@ -18,7 +18,7 @@ export function addControlOptions(cmd: Command): Command {
     .option('--service <name>', 'the service this agent fronts (entry selector ward:service:<name>)')
     .option('--spiffe-id <id>', 'the SPIFFE ID to serve (instead of --service)')
     .option('--app-port <port>', 'shorthand for --inbound port=8443,app=<port>,protocol=http')
-    .option('--watch-idle-timeout <duration>', 'reconnect when the watch stream is silent this long (default 45s: 3 server heartbeats)');
+    .option('--watch-idle-timeout <duration>', 'reconnect when the watch stream is silent this long (agent.yaml control.watchIdleTimeout; default 45s: 3 server heartbeats)');
 }
 
 export type ControlledFlags = AgentFlags & ControlFlags;

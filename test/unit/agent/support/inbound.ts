@@ -1,5 +1,6 @@
 /** Builds an inbound listener over real sockets with the deps a test wants to observe. */
 import { systemClock } from '../../../../src/core/clock.js';
+import { PolicyAuthorizer } from '../../../../src/agent/policy-authorizer.js';
 import { AuthorizerHolder, type Authorizer } from '../../../../src/agent/proxy/authorizer.js';
 import { InboundListener, type InboundPortConfig } from '../../../../src/agent/proxy/inbound.js';
 import { DEFAULT_LIMITS, type ProxyLimits } from '../../../../src/agent/proxy/limits.js';
@@ -50,6 +51,8 @@ export async function startInbound(options: {
     jwt: options.jwt,
   });
   const port = await listener.listen();
+  // The agent names its HTTP inbound ports to the PolicyAuthorizer; here the port is known only now.
+  if (config.protocol === 'http' && options.authorizer instanceof PolicyAuthorizer) authorizers.set(options.authorizer.withOptions({ httpPorts: [port] }));
   return {
     port, trust, authorizers, live, metrics, events,
     async close() {
