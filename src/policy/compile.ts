@@ -168,6 +168,9 @@ function makePeer(w: WorkloadEntry, ip: string | undefined): PeerInfo {
   });
 }
 
+/** Memoised entries for workloads not in the table ({@link CompiledPolicySet.transientEntry}). */
+const MAX_TRANSIENT_ENTRIES = 4096;
+
 /** Fast cache keys are `cacheId * PORT_SLOTS + slot`, below 2^30: small integers for V8. */
 const PORT_SLOTS = 64;
 const MAX_CACHE_ID = 2 ** 24;
@@ -180,6 +183,7 @@ export const MAX_CACHE_PER_DESTINATION = 65_536;
  * `evaluate*` functions; feed attribute changes with {@link CompiledPolicySet.updateWorkload}.
  */
 export class CompiledPolicySet {
+  readonly #transients = new Map<string, WorkloadEntry>();
   /** Increments on every change (policies are immutable; workloads added, removed or updated). */
   version = 1;
   /** Increments when the set of known workloads changes (an unknown peer may become known). */
@@ -355,9 +359,21 @@ export class CompiledPolicySet {
     return out;
   }
 
-  /** An entry for a workload not in the table (attributes derived from its SPIFFE ID only); not stored. */
+  /**
+   * An entry for a workload not in the table (attributes derived from its SPIFFE ID only). Not in
+   * {@link workloads} (so the decision caches never key on it), but memoised, bounded: it depends
+   * only on the SPIFFE ID and this set's policies, and building it (ID parse, attribute view, the
+   * policies that select it) on every request was the agent's per-request cost for peers without
+   * a Workload document. A table entry for the same ID, when there is one, is always looked up first.
+   */
   transientEntry(spiffeId: string): WorkloadEntry {
-    return new WorkloadEntry(spiffeId, spiffeId.slice('spiffe://'.length), { spiffeId, attributes: {} }, this.#selectorCount);
+    let entry = this.#transients.get(spiffeId);
+    if (entry === undefined) {
+      if (this.#transients.size >= MAX_TRANSIENT_ENTRIES) this.#transients.clear();
+      entry = new WorkloadEntry(spiffeId, spiffeId.slice('spiffe://'.length), { spiffeId, attributes: {} }, this.#selectorCount);
+      this.#transients.set(spiffeId, entry);
+    }
+    return entry;
   }
 }
 

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { compilePolicies, evaluateConnection, type AccessPolicy, type ConnectionQuery, type Policy, type PolicyWorkload } from '../../../src/policy/index.js';
+import { compilePolicies, evaluateConnection, parsePolicyDocuments, type AccessPolicy, type ConnectionQuery, type Policy, type PolicyWorkload } from '../../../src/policy/index.js';
 import { SelectorMemo, SelectorTable } from '../../../src/policy/compiled.js';
 import { traceConnection } from '../../../src/policy/evaluate.js';
 import { parseSelector } from '../../../src/identity/selector.js';
@@ -156,4 +156,34 @@ test('shared results are frozen and identical decisions are one object', () => {
   const c = evaluateConnection(set, { source: { spiffeId: IDS[0]! }, destination: { spiffeId: IDS[2]! }, port: 80 });
   assert.deepEqual([c.allowed, c.reason, c.audit.length], [false, 'default-deny', 0]);
   assert.equal(evaluateConnection(set, { source: { spiffeId: IDS[1]! }, destination: { spiffeId: IDS[2]! }, port: 80 }), b);
+});
+
+test('transient entries (peers without a Workload document) are memoised, and a later table entry for the same ID takes over', () => {
+  const TD = 'spiffe://td';
+  const parsed = parsePolicyDocuments(`apiVersion: ward.dev/v1alpha1
+kind: AccessPolicy
+metadata: { name: db }
+spec:
+  subject: { spiffeIds: ["${TD}/ns/prod/sa/db"] }
+  ingress:
+    - from: [{ selector: { matchAttributes: { k8s.namespace: prod }, matchExpressions: [{ key: vuln.critical, operator: Equals, values: [0] }] } }]
+      to: [{ ports: [5432] }]
+`);
+  assert.deepEqual(parsed.issues, []);
+  const set = compilePolicies({ policies: parsed.policies, workloads: [] });
+  const q: ConnectionQuery = { source: { spiffeId: `${TD}/ns/prod/sa/api` }, destination: { spiffeId: `${TD}/ns/prod/sa/db` }, port: 5432 };
+  // Without attributes from a document, vuln.critical is unknown: denied, the same every time.
+  const first = evaluateConnection(set, q);
+  assert.equal(first.allowed, false);
+  assert.equal(set.transientEntry(`${TD}/ns/prod/sa/api`), set.transientEntry(`${TD}/ns/prod/sa/api`), 'memoised');
+  for (let i = 0; i < 3; i++) assert.equal(evaluateConnection(set, q).allowed, false);
+  // The workload gains a document with vuln.critical 0: the table entry is used, not the memo.
+  const observedAt = '2026-11-24T00:00:00Z';
+  set.updateWorkload({ spiffeId: `${TD}/ns/prod/sa/api`, attributes: { 'vuln.critical': { value: 0, source: 'scan:trivy', observedAt } } } as unknown as PolicyWorkload);
+  assert.equal(evaluateConnection(set, q).allowed, true);
+  // Removed again: back to the derived attributes only.
+  set.removeWorkload(`${TD}/ns/prod/sa/api`);
+  assert.equal(evaluateConnection(set, q).allowed, false);
+  // The memo is bounded: many distinct peers do not grow it without limit (and decisions stay right).
+  for (let i = 0; i < 5000; i++) assert.equal(evaluateConnection(set, { ...q, source: { spiffeId: `${TD}/ns/prod/sa/p${i}` } }).allowed, false);
 });
