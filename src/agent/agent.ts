@@ -16,7 +16,6 @@ import { discardEvents, type EventRecorder } from './events.js';
 import { openListeners, type OpenedListeners } from './listeners.js';
 import { AgentMetrics } from './metrics.js';
 import { AuthorizerHolder } from './proxy/authorizer.js';
-import { HttpProxyListener } from './proxy/http-proxy.js';
 import type { JwtVerifier } from './proxy/http/jwt.js';
 import { LiveConnections } from './proxy/live-connections.js';
 import { TrustState } from './proxy/trust.js';
@@ -82,6 +81,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
     started.outbound.push(...opened.outbound);
     closers.push(...opened.closers);
     if (config.httpProxy !== undefined) {
+      const { HttpProxyListener } = await import('./proxy/http-proxy.js');
       const proxy = new HttpProxyListener(config.outbound, config.httpProxy.port, common, config.httpProxy.host);
       started.httpProxy = await proxy.listen();
       closers.push(() => proxy.close());

@@ -6,9 +6,8 @@
 import type { Logger } from '../core/logging.js';
 import type { ProxyAgentConfig } from './config.js';
 import type { JwtVerifier } from './proxy/http/jwt.js';
-import { InboundListener } from './proxy/inbound.js';
 import { NativeL4, nativeInboundEligible, nativeOutboundEligible } from './proxy/native/l4.js';
-import { OutboundListener, type OutboundDeps } from './proxy/outbound.js';
+import type { OutboundDeps } from './proxy/outbound.js';
 
 export interface OpenedListeners {
   readonly inbound: number[];
@@ -30,6 +29,8 @@ export async function openListeners(config: Pick<ProxyAgentConfig, 'inbound' | '
         out.planes.inbound.push('native');
         continue;
       }
+      // The Node layers (with node:http2 and the HTTP paths) load only when a port needs them (ADR 0044).
+      const { InboundListener } = await import('./proxy/inbound.js');
       const listener = new InboundListener(port, deps);
       out.inbound.push(await listener.listen());
       out.planes.inbound.push('node');
@@ -41,6 +42,7 @@ export async function openListeners(config: Pick<ProxyAgentConfig, 'inbound' | '
         out.planes.outbound.push('native');
         continue;
       }
+      const { OutboundListener } = await import('./proxy/outbound.js');
       const listener = new OutboundListener(up, up.listenPort, deps, up.listenHost);
       out.outbound.push(await listener.listen());
       out.planes.outbound.push('node');

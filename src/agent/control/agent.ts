@@ -18,7 +18,6 @@ import { AgentMetrics } from '../metrics.js';
 import { outboundTargets } from '../policy-authorizer.js';
 import { openListeners } from '../listeners.js';
 import { AuthorizerHolder } from '../proxy/authorizer.js';
-import { HttpProxyListener } from '../proxy/http-proxy.js';
 import type { JwtVerifier } from '../proxy/http/jwt.js';
 import { LiveConnections } from '../proxy/live-connections.js';
 import { TrustState } from '../proxy/trust.js';
@@ -95,6 +94,7 @@ export async function startControlledAgent(proxy: ProxyConfig, control: ControlO
     ports.outbound.push(...opened.outbound);
     closers.push(...opened.closers);
     if (proxy.httpProxy !== undefined) {
+      const { HttpProxyListener } = await import('../proxy/http-proxy.js');
       const p = new HttpProxyListener(proxy.outbound, proxy.httpProxy.port, common, proxy.httpProxy.host);
       ports.httpProxy = await p.listen();
       closers.push(() => p.close());
