@@ -22,6 +22,7 @@ export const AGENT_ERRORS = defineErrorCodes('agent', {
   ERR_AGENT_SPOOL_CORRUPT: 'A spool file holds a record that fails its checksum; the tail after it is discarded.',
   ERR_AGENT_MTLS_MISMATCH: 'An inbound port\'s mode (STRICT/PERMISSIVE) in the agent config disagrees with the MutualTLSPolicy in force for this workload; the policy version is refused.',
   ERR_AGENT_CHILD: 'The wrapped application could not be started.',
+  ERR_AGENT_LISTEN: 'An inbound port or upstream listener could not be bound (address in use, not permitted, or not an address of this host); `details` names the host, port and system error.',
 });
 
 export type AgentErrorCode = CodeOf<typeof AGENT_ERRORS>;

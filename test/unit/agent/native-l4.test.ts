@@ -351,3 +351,38 @@ test('inbound: a peer OpenSSL accepts but the SVID checks refuse (revoked serial
     await p.close();
   }
 });
+
+test('openListeners: a port already in use is ERR_AGENT_LISTEN naming it, on both data planes, and nothing stays open', { skip }, async () => {
+  const { openListeners } = await import('../../../src/agent/listeners.js');
+  const { isWardError } = await import('../../../src/core/errors.js');
+  const busy = createServer();
+  await new Promise<void>((r) => busy.listen(0, '127.0.0.1', r));
+  const busyPort = (busy.address() as { port: number }).port;
+  const trust = new TrustState(ca.material(orders));
+  const authorizers = new AuthorizerHolder(allowList([`${TD}/web`]));
+  const live = new LiveConnections(authorizers, trust);
+  const deps = { trust, authorizers, live, metrics: new AgentMetrics(), clock: systemClock, events: { record: () => undefined }, limits: DEFAULT_LIMITS, jwt: undefined };
+  const logger = createLogger({ name: 'test', level: 'silent' });
+  try {
+    for (const dataPlane of ['native', 'node'] as const) {
+      const free = await openListeners({ inbound: [inboundConfig(app.port)], outbound: [], dataPlane, workers: 1 }, deps, logger);
+      const freePort = free.inbound[0] as number;
+      for (const close of free.closers.reverse()) await close();
+      // The first port binds, the second is busy: the error names the busy one and the first is closed again.
+      await assert.rejects(
+        openListeners({ inbound: [{ ...inboundConfig(app.port), port: freePort }, { ...inboundConfig(app.port), port: busyPort }], outbound: [], dataPlane, workers: 1 }, deps, logger),
+        (e: unknown) => isWardError(e) && e.code === 'ERR_AGENT_LISTEN' && e.details?.port === busyPort && e.details?.error === 'EADDRINUSE',
+        dataPlane,
+      );
+      const again = createServer();
+      await new Promise<void>((resolve, reject) => {
+        again.once('error', reject);
+        again.listen(freePort, '127.0.0.1', resolve);
+      });
+      again.close();
+    }
+  } finally {
+    busy.close();
+    live.dispose();
+  }
+});
