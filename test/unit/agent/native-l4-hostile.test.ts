@@ -241,7 +241,9 @@ test('a decision for a closed connection never applies to the one that reuses it
     await sleep(200);
     assert.equal(target.count(), 0);
     assert.equal(await waitClose(b), true);
-    assert.equal(raw.closed().find((e) => e.conn === second.conn)?.reason, 'decision');
+    // The client can see the close before the relay's Closed event reaches JavaScript: wait for it.
+    const closed = await until(() => raw.closed().find((e) => e.conn === second.conn));
+    assert.equal(closed.reason, 'decision');
     assert.equal(target.count(), 0, 'the target never saw the second connection');
   } finally {
     raw.destroy();
