@@ -27,6 +27,11 @@ export interface RequestEvent {
   readonly port: number;
   readonly method: string;
   readonly path: string;
+  /**
+   * The route template (`/orders/{id}`, see src/events/path-template.ts). Not filled on the
+   * request path: the sinks add it when they ship the event.
+   */
+  readonly pathTemplate?: string;
   readonly status: number;
   readonly verdict: 'allowed' | 'denied';
   readonly policy: string;

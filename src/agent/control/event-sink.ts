@@ -6,6 +6,7 @@
  */
 import type { Clock } from '../../core/clock.js';
 import { createEvent, type SequencedEvent } from '../../events/codec.js';
+import { pathTemplate } from '../../events/path-template.js';
 import { ACTIVITY, isSpiffeId, type WardEvent } from '../../events/types.js';
 import type { AgentEvent } from '../events.js';
 import type { EventBatch, EventSink } from '../spool/sink.js';
@@ -55,7 +56,7 @@ export function toWardEvent(e: AgentEvent, workload: string, clock: Clock): Ward
     workload: { spiffe_id: workload },
     src_endpoint: endpoint(e.source),
     dst_endpoint: { ...endpoint(workload), port: e.port },
-    http_request: { http_method: e.method, url: { path: e.path.slice(0, 2048) } },
+    http_request: { http_method: e.method, url: { path: e.path.slice(0, 2048), path_template: pathTemplate(e.path) } },
     http_response: { code: Math.min(599, Math.max(100, e.status)), latency: Math.max(0, Math.round(e.latencyMs)) },
     decision: decisionOf(e.verdict, e.policy, e.reason),
   }, clock);

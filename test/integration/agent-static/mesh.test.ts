@@ -255,6 +255,9 @@ test('events are spooled while the sink is down and replayed in order, none lost
   assert.equal(ref('/admin'), 'default-deny');
   assert.equal(ref('/public/secret-plans'), 'orders-no-secrets/ingress[0]');
   assert.equal(http.find((e) => e.path === '/public/secret-plans')?.status, 403);
+  // Every HTTP event reaches the sink with its route template.
+  assert.ok(http.length > 0 && http.every((e) => typeof e.pathTemplate === 'string'));
+  assert.equal(http.find((e) => e.path === '/public/items')?.pathTemplate, '/public/items');
 });
 
 test('the admin port serves /healthz, /readyz and Prometheus metrics on loopback', async () => {

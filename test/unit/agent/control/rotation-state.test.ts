@@ -88,4 +88,9 @@ test('events: proxy records become valid OCSF events the server codec accepts', 
   assert.equal(events[1]!.class_uid, 4001);
   assert.equal((events[3] as { decision?: { action: string } }).decision?.action, 'deny');
   assert.equal((events[3] as { type_uid: number }).type_uid, 400206, 'POST activity');
+  assert.equal((events[3] as { http_request: { url: { path_template?: string } } }).http_request.url.path_template, '/v1/admin/refund-all');
+  const withId = toWardEvent({ class: 'http_activity', time: 5, source: 'spiffe://td/orders', destination: me, port: 8443, method: 'GET', path: `/v1/charges/8123/${'1'.repeat(3000)}`, status: 200, verdict: 'allowed', policy: 'payments-api/ingress[0]', latencyMs: 0.1 }, me, clock);
+  const url = (withId as { http_request: { url: { path: string; path_template?: string } } }).http_request.url;
+  assert.ok(url.path_template?.startsWith('/v1/charges/{id}/{id}'));
+  assert.equal(decodeBatchValue({ agentId: 'spiffe://td/ward/agent/x', batch: [{ seq: 1, event: withId }] }).batch.length, 1, 'a long templated path stays within the codec bounds');
 });
