@@ -4,6 +4,7 @@
  * connections carry the registry's epoch and re-check on their next request.
  */
 import type { X509Certificate } from 'node:crypto';
+import type { PeerCertificateLike } from '../../pki/svid-verify.js';
 import type { AuthorizerHolder, ConnectionContext, RequestContext } from './authorizer.js';
 import type { TrustState } from './trust.js';
 
@@ -11,6 +12,12 @@ export interface LiveConnection {
   readonly ctx: ConnectionContext;
   /** The verified peer certificate (inbound mTLS) or upstream server certificate (outbound). */
   readonly cert: X509Certificate | undefined;
+  /**
+   * The chain the peer presented, when `cert` carries no issuer links (made from raw DER): a bundle
+   * change re-verifies the peer with it (`TrustState.checkPeer`), so peers issued by an
+   * intermediate stay connected when the bundle still anchors them.
+   */
+  readonly chain?: PeerCertificateLike;
   readonly serial: string | undefined;
   /**
    * L7 connections are re-checked per request instead of being closed here. An upgraded
@@ -61,7 +68,10 @@ export class LiveConnections {
   verdict(conn: LiveConnection): string | undefined {
     if (conn.serial !== undefined && this.trust.revoked.has(conn.serial)) return 'ERR_AGENT_PEER_REVOKED';
     if (conn.cert !== undefined && conn.bundleVersion !== this.trust.bundleVersion) {
-      if (!this.trust.stillTrusted(conn.cert)) return 'ERR_AGENT_PEER_UNVERIFIED';
+      // The full X509-SVID verification against the new bundle (the chain up to one of its
+      // authorities), not a direct-issuer check, which closed every intermediate-issued peer.
+      const check = this.trust.checkPeer(conn.cert, conn.chain);
+      if (!check.ok) return check.reason;
       conn.bundleVersion = this.trust.bundleVersion;
     }
     if (!this.authorizers.current.authorizeConnection(conn.ctx).allow) return 'ERR_AGENT_CONNECTION_DENIED';

@@ -62,7 +62,7 @@ export async function openOutbound(down: Socket, service: UpstreamService, local
   metrics.connections.labels('outbound', 'allowed').inc();
   const active = metrics.activeConnections.labels('outbound');
   active.inc();
-  const conn: LiveConnection = { ctx, cert: up.cert, serial: up.serial, l7: false, epoch: 0, close: () => down.destroy() };
+  const conn: LiveConnection = { ctx, cert: up.cert, chain: up.chain, serial: up.serial, l7: false, epoch: 0, close: () => down.destroy() };
   live.add(conn);
   const started = clock.now();
   onOpen?.();

@@ -166,22 +166,7 @@ export class TrustState {
     return this.#verifier.size;
   }
 
-  /**
-   * True when `cert` (already verified once) is issued by a CA in the current bundle. Peers
-   * whose SVID is issued by an intermediate fail this check, so a bundle change closes their
-   * live connections and they reconnect (verified afresh by OpenSSL): safe, if not hitless.
-   */
-  stillTrusted(cert: X509Certificate): boolean {
-    for (const ca of splitPem(this.#material.bundlePem)) {
-      try {
-        const caCert = new X509Certificate(ca);
-        if (cert.checkIssued(caCert) && cert.verify(caCert.publicKey)) return true;
-      } catch {
-        // a malformed bundle entry trusts nothing
-      }
-    }
-    return false;
-  }
+
 
   onChange(listener: (what: 'material' | 'revocations') => void): () => void {
     this.#listeners.add(listener);

@@ -7,6 +7,7 @@
 import { X509Certificate } from 'node:crypto';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { AgentError } from '../errors.js';
+import type { PeerCertificateLike } from '../../pki/svid-verify.js';
 import type { TrustState } from './trust.js';
 
 export interface UpstreamService {
@@ -28,6 +29,8 @@ export function idAllowed(id: string, allowed: readonly string[]): boolean {
 export interface UpstreamConnection {
   readonly socket: TLSSocket;
   readonly cert: X509Certificate;
+  /** The chain the server presented (for re-verification when the bundle changes). */
+  readonly chain: PeerCertificateLike;
   readonly spiffeId: string;
   readonly serial: string;
 }
@@ -35,7 +38,7 @@ export interface UpstreamConnection {
 /** Connects and verifies; rejects with an {@link AgentError} naming why. */
 export function connectUpstream(service: UpstreamService, trust: TrustState, timeoutMs: number, alpn?: readonly string[]): Promise<UpstreamConnection> {
   return new Promise((resolve, reject) => {
-    let verified: { cert: X509Certificate; spiffeId: string; serial: string } | undefined;
+    let verified: { cert: X509Certificate; chain: PeerCertificateLike; spiffeId: string; serial: string } | undefined;
     let failure: AgentError | undefined;
     const socket = tlsConnect({
       host: service.host,
@@ -54,7 +57,7 @@ export function connectUpstream(service: UpstreamService, trust: TrustState, tim
           failure = new AgentError('ERR_AGENT_PEER_UNEXPECTED', 'upstream presented an unexpected SPIFFE ID', { details: { service: service.name, presented: check.spiffeId } });
           return failure;
         }
-        verified = { cert, spiffeId: check.spiffeId, serial: check.serial };
+        verified = { cert, chain: peer, spiffeId: check.spiffeId, serial: check.serial };
         return undefined;
       },
     });

@@ -228,3 +228,49 @@ test('a revoked peer is refused at the handshake even when its verification was 
     h.trust.setRevoked([]);
   }
 });
+
+test('a bundle change keeps live peers issued by an intermediate the new bundle still anchors, and closes those it no longer anchors (both data planes)', async () => {
+  const { NativeL4 } = await import('../../../src/agent/proxy/native/l4.js');
+  const { loadRelayAddon } = await import('../../../src/agent/proxy/native/addon.js');
+  const { createLogger } = await import('../../../src/core/logging.js');
+  const { waitClose } = await import('./support/net.js');
+  const inter = intermediate();
+  const peer = leaf([`subjectAltName=URI:${TD}/web`, ...SVID], inter);
+  const other = createTestCa('peer-svid-other');
+  try {
+    for (const plane of loadRelayAddon().ok ? ['node', 'native'] as const : ['node'] as const) {
+      const trust = new TrustState(ca.material(server), clock);
+      const authorizers = new AuthorizerHolder(policyAuthorizer(allowFrom('p', ['*'])));
+      const live = new LiveConnections(authorizers, trust);
+      const deps = { trust, authorizers, live, metrics: new AgentMetrics(), clock, events: { record: () => undefined }, limits: DEFAULT_LIMITS, jwt: undefined };
+      const config = { port: 0, host: '127.0.0.1', mode: 'STRICT' as const, protocol: 'tcp' as const, appHost: '127.0.0.1', appPort: app.port, appProtocol: 'http1' as const };
+      let port: number;
+      let close: () => Promise<void>;
+      if (plane === 'native') {
+        const native = NativeL4.open('native', deps, createLogger({ name: 'test', level: 'silent' }))!;
+        port = native.listenInbound(config);
+        close = () => native.close();
+      } else {
+        const listener = new InboundListener(config, deps);
+        port = await listener.listen();
+        close = () => listener.close();
+      }
+      try {
+        const s = await mtlsConnect(port, peer, ca.certPem);
+        assert.equal((await roundTrip(s, 'a', 1)).data, 'a', plane);
+        // The bundle gains an unrelated authority: the root still anchors the peer's chain.
+        trust.setMaterial(ca.material(server, `${ca.certPem}${other.certPem}`));
+        assert.equal((await roundTrip(s, 'b', 1)).data, 'b', `${plane}: still connected after a bundle change that keeps its anchor`);
+        // The bundle loses the peer's root: the connection is closed.
+        trust.setMaterial({ ...ca.material(server), bundlePem: other.certPem });
+        assert.equal(await waitClose(s), true, `${plane}: closed once the bundle no longer anchors it`);
+      } finally {
+        live.closeAll('shutdown');
+        live.dispose();
+        await close();
+      }
+    }
+  } finally {
+    other.cleanup();
+  }
+});

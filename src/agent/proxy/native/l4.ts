@@ -263,7 +263,7 @@ export class NativeL4 {
     metrics.connections.labels(direction, 'allowed').inc();
     metrics.activeConnections.labels(direction).inc();
     const ctx = conn.ctx as ConnectionContext;
-    const liveConn: LiveConnection = { ctx, cert, serial: check.serial, l7: false, epoch: 0, close: () => this.#addon.close(this.#engine, id) };
+    const liveConn: LiveConnection = { ctx, cert, chain, serial: check.serial, l7: false, epoch: 0, close: () => this.#addon.close(this.#engine, id) };
     conn.live = liveConn;
     conn.started = clock.now();
     live.add(liveConn);
