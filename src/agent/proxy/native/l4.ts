@@ -239,16 +239,14 @@ export class NativeL4 {
       this.#addon.deny(this.#engine, id);
       return;
     }
-    let failure: string | undefined = check.ok ? undefined : check.reason;
-    if (check.ok && spec.kind === 'outbound' && !idAllowed(check.spiffeId, spec.service.allowedIds)) failure = 'ERR_AGENT_PEER_UNEXPECTED';
-    if (failure !== undefined) {
-      metrics.handshakeFailures.labels(direction, failure).inc();
-      metrics.connections.labels(direction, 'rejected').inc();
-      this.#record(conn, 'rejected', failure, 0, 0, 0, check.ok ? undefined : UNAUTHENTICATED);
-      this.#addon.deny(this.#engine, id);
+    if (!check.ok) {
+      this.#reject(id, conn, check.reason, UNAUTHENTICATED);
       return;
     }
-    if (!check.ok) return; // unreachable: narrowed for the compiler
+    if (spec.kind === 'outbound' && !idAllowed(check.spiffeId, spec.service.allowedIds)) {
+      this.#reject(id, conn, 'ERR_AGENT_PEER_UNEXPECTED');
+      return;
+    }
     if (spec.kind === 'inbound') {
       const ctx: ConnectionContext = { direction: 'inbound', source: { spiffeId: check.spiffeId, authenticated: true, attributes: {} }, destination: trust.spiffeId, port: spec.port };
       conn.ctx = ctx;
@@ -268,6 +266,15 @@ export class NativeL4 {
     conn.started = clock.now();
     live.add(liveConn);
     this.#addon.allow(this.#engine, id, RelayEventKind.Peer);
+  }
+
+  /** A peer refused after the handshake: counted, recorded with its reason, closed. */
+  #reject(id: number, conn: Conn, reason: string, source?: string): void {
+    const direction = conn.spec.kind;
+    this.#deps.metrics.handshakeFailures.labels(direction, reason).inc();
+    this.#deps.metrics.connections.labels(direction, 'rejected').inc();
+    this.#record(conn, 'rejected', reason, 0, 0, 0, source);
+    this.#addon.deny(this.#engine, id);
   }
 
   #onClosed(id: number, bytesIn: number, bytesOut: number, reason: RelayCloseReason | undefined): void {
