@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "relay.h"
+#include "exec.h"
 
 typedef struct box {
   wr_engine *e;
@@ -62,12 +63,6 @@ static void on_event(void *user, const wr_event *ev) {
   }
 }
 
-static void free_der(napi_env env, void *data, void *hint) {
-  (void)env;
-  (void)hint;
-  free(data);
-}
-
 static void call_js(napi_env env, napi_value cb, void *context, void *data) {
   (void)context;
   ev_copy *c = data;
@@ -82,11 +77,12 @@ static void call_js(napi_env env, napi_value cb, void *context, void *data) {
   napi_create_double(env, c->conn, &argv[1]);
   napi_create_uint32(env, c->listener, &argv[2]);
   if (c->der) {
+    /* A copy in a plain ArrayBuffer, not an external buffer: V8 frees a plain one when its
+     * Buffer dies young (scavenge), while an external buffer's finalizer waits for a full GC,
+     * and under connection churn tens of MB of chains piled up waiting. */
     void *out;
-    if (napi_create_external_buffer(env, c->der_len, c->der, free_der, NULL, &argv[3]) != napi_ok) {
-      napi_create_buffer_copy(env, c->der_len, c->der, &out, &argv[3]);
-      free(c->der);
-    }
+    if (napi_create_buffer_copy(env, c->der_len, c->der, &out, &argv[3]) != napi_ok) argv[3] = undef;
+    free(c->der);
   } else {
     argv[3] = undef;
   }
@@ -334,6 +330,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"close", NULL, js_close, NULL, NULL, NULL, napi_enumerable, NULL},
       {"ref", NULL, js_ref, NULL, NULL, NULL, napi_enumerable, NULL},
       {"destroy", NULL, js_destroy, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"execve", NULL, wr_js_execve, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

@@ -39,6 +39,12 @@ export interface ProxyAgentConfig {
    * it), `node` (Node streams), `auto` (native when the addon loads, else node).
    */
   readonly dataPlane: 'auto' | 'native' | 'node';
+  /**
+   * The Node/V8 runtime the agent process runs on (ADR 0050): `lean` (default) restarts the
+   * process once, in place, with a small V8 young generation, no V8 background threads and one
+   * glibc malloc arena; `default` keeps Node's defaults.
+   */
+  readonly runtime: 'lean' | 'default';
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 }
 
@@ -105,7 +111,7 @@ function file(v: unknown, path: string, baseDir: string): string {
   return isAbsolute(s) ? s : resolve(baseDir, s);
 }
 
-const TOP_KEYS = new Set(['identity', 'policyDir', 'inbound', 'outbound', 'httpProxy', 'jwt', 'admin', 'events', 'limits', 'reloadInterval', 'workers', 'dataPlane', 'logLevel', 'control']);
+const TOP_KEYS = new Set(['identity', 'policyDir', 'inbound', 'outbound', 'httpProxy', 'jwt', 'admin', 'events', 'limits', 'reloadInterval', 'workers', 'dataPlane', 'runtime', 'logLevel', 'control']);
 
 /** An empty `identity: {}` (what flag merging produces when no identity flag is given) counts as absent. */
 function isAbsent(v: unknown): boolean {
@@ -219,6 +225,8 @@ function parseShared(r: Raw, baseDir: string): ProxyAgentConfig {
   const dataPlane = (r.dataPlane ?? 'auto') as AgentConfig['dataPlane'];
   if (!['auto', 'native', 'node'].includes(dataPlane)) throw bad('dataPlane', 'expected auto, native or node');
   if (dataPlane === 'native' && workers > 1) throw bad('dataPlane', 'the native data plane runs in one process: use workers: 1 or dataPlane: auto');
+  const runtime = (r.runtime ?? 'lean') as AgentConfig['runtime'];
+  if (runtime !== 'lean' && runtime !== 'default') throw bad('runtime', 'expected lean or default');
   const logLevel = (r.logLevel ?? 'info') as AgentConfig['logLevel'];
   if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(logLevel)) throw bad('logLevel', 'unknown level');
   if (inbound.length === 0 && outbound.length === 0 && httpProxy === undefined) throw bad('inbound', 'configure at least one inbound port, outbound upstream or the HTTP proxy');
@@ -233,6 +241,7 @@ function parseShared(r: Raw, baseDir: string): ProxyAgentConfig {
     reloadIntervalMs: r.reloadInterval === undefined ? DEFAULT_RELOAD_INTERVAL_MS : parseDuration(r.reloadInterval as string, 'reloadInterval'),
     workers,
     dataPlane,
+    runtime,
     logLevel,
   };
 }

@@ -18,6 +18,8 @@ export interface CliContext {
   exitCode: number;
   /** Resolves when a long-running command (server, agent, demo) should stop. */
   readonly signal: AbortSignal;
+  /** True when this CLI is the process's entry point (bin/ward.js), so a command may replace the process (the agent's lean runtime, ADR 0050); tests running `main()` in-process leave it unset. */
+  readonly ownsProcess?: boolean;
 }
 
 export type CommandRegistrar = (program: Command, ctx: CliContext) => void;
@@ -28,5 +30,5 @@ export const processIO: CliIO = {
 };
 
 export function defaultContext(signal: AbortSignal): CliContext {
-  return { io: processIO, clock: systemClock, env: process.env, exitCode: 0, signal };
+  return { io: processIO, clock: systemClock, env: process.env, exitCode: 0, signal, ownsProcess: true };
 }

@@ -55,6 +55,8 @@ export interface RelayAddon {
   /** Keeps the event loop alive (listeners open) or not. */
   ref(engine: RelayEngine, on: boolean): void;
   destroy(engine: RelayEngine): void;
+  /** execve(2) for the lean-runtime restart (ADR 0050); returns only by throwing (ERR_RELAY_EXEC). Absent from addons built before it. */
+  execve?(path: string, argv: readonly string[], env: readonly string[]): never;
 }
 
 export type AddonLoad = { readonly ok: true; readonly addon: RelayAddon } | { readonly ok: false; readonly reason: string };

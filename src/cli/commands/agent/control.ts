@@ -11,6 +11,8 @@ import type { CliContext } from '../../context.js';
 import type { ControlledFlags } from './control-options.js';
 import { resolveAgentConfig } from './options.js';
 import { superviseChild } from './child.js';
+import { enterRuntime } from './lean.js';
+import { appEnvironment } from '../../../agent/runtime.js';
 
 export type { ControlledFlags } from './control-options.js';
 
@@ -25,14 +27,16 @@ export async function runControlled(flags: ControlledFlags, ctx: CliContext, com
   const inbound = [...(flags.inbound ?? []), ...(flags.appPort === undefined ? [] : [appPortInbound(flags.appPort)])];
   const base = resolveAgentConfig({ ...flags, inbound }, cwd, 'control');
   const { proxy, control } = resolveControlOptions(flags, base, cwd);
+  const runtime = await enterRuntime(base.runtime, ctx);
   const logger = createLogger({ name: 'ward-agent', level: base.logLevel });
+  if (runtime.warning !== undefined) logger.warn({ runtime: runtime.runtime }, `runtime: lean not in effect: ${runtime.warning}`);
   const agent = await startControlledAgent(proxy, control, { clock: ctx.clock, logger });
-  ctx.io.stdout(`${JSON.stringify({ ready: true, spiffeId: agent.trust.spiffeId, agentId: agent.control.session.agentId, ports: agent.ports })}\n`);
+  ctx.io.stdout(`${JSON.stringify({ ready: true, spiffeId: agent.trust.spiffeId, agentId: agent.control.session.agentId, ports: agent.ports, runtime: runtime.runtime })}\n`);
   let code = 0;
   if (command === undefined) {
     await untilAborted(ctx.signal);
   } else {
-    const env: Record<string, string | undefined> = { ...process.env, ...ctx.env, WARD_AGENT: '1' };
+    const env: Record<string, string | undefined> = { ...appEnvironment({ ...process.env, ...ctx.env }), WARD_AGENT: '1' };
     if (proxy.httpProxy !== undefined) env.HTTP_PROXY = env.http_proxy = `http://${proxy.httpProxy.host}:${proxy.httpProxy.port}`;
     code = await superviseChild(command, env, ctx);
   }

@@ -10,6 +10,7 @@ import { reportError } from '../../output.js';
 import { addAgentOptions, resolveAgentConfig, type AgentFlags } from './options.js';
 import { runAgent, runWrapped } from './run.js';
 import { addControlOptions, type ControlledFlags } from './control-options.js';
+import { enterRuntime } from './lean.js';
 
 export const registerAgent: CommandRegistrar = (program: Command, ctx: CliContext) => {
   const agent = addControlOptions(addAgentOptions(
@@ -25,7 +26,7 @@ export const registerAgent: CommandRegistrar = (program: Command, ctx: CliContex
         return;
       }
       const config = resolveAgentConfig(flags, process.cwd());
-      ctx.exitCode = await runAgent(config, ctx);
+      ctx.exitCode = await runAgent(config, ctx, await enterRuntime(config.runtime, ctx));
     } catch (error) {
       ctx.exitCode = reportError(ctx, 'text', error);
     }
@@ -44,7 +45,7 @@ export const registerAgent: CommandRegistrar = (program: Command, ctx: CliContex
         return;
       }
       const config = resolveAgentConfig({ ...agent.opts<AgentFlags>(), ...flags }, process.cwd());
-      ctx.exitCode = await runWrapped(config, command, ctx);
+      ctx.exitCode = await runWrapped(config, command, ctx, await enterRuntime(config.runtime, ctx));
     } catch (error) {
       ctx.exitCode = reportError(ctx, 'text', error);
     }

@@ -32,6 +32,7 @@ export interface AgentFlags {
   reloadInterval?: string;
   workers?: string;
   dataPlane?: string;
+  runtime?: string;
   logLevel?: string;
 }
 
@@ -61,6 +62,7 @@ export function addAgentOptions(cmd: Command): Command {
     .option('--reload-interval <duration>', 'reloadInterval: how often files are checked for changes')
     .option('--workers <n>', 'workers: processes sharing the listening ports')
     .option('--data-plane <auto|native|node>', 'dataPlane: where L4 bytes and TLS run (native relay thread or Node streams)')
+    .option('--runtime <lean|default>', 'runtime: lean restarts the process once with small-footprint Node/V8 settings (ADR 0050)')
     .option('--log-level <level>', 'logLevel');
 }
 
@@ -122,6 +124,7 @@ export function resolveAgentConfig(flags: AgentFlags, cwd: string, mode: 'static
   if (flags.reloadInterval !== undefined) merged.reloadInterval = flags.reloadInterval;
   if (flags.workers !== undefined) merged.workers = flags.workers;
   if (flags.dataPlane !== undefined) merged.dataPlane = flags.dataPlane;
+  if (flags.runtime !== undefined) merged.runtime = flags.runtime;
   if (flags.logLevel !== undefined) merged.logLevel = flags.logLevel;
   return mode === 'control' ? parseAgentConfig(merged, baseDir, 'control') : parseAgentConfig(merged, baseDir);
 }

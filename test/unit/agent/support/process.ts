@@ -6,7 +6,7 @@ const BIN = fileURLToPath(new URL('./ward-bin.ts', import.meta.url));
 
 export interface AgentProcess {
   readonly child: ChildProcess;
-  readonly ready: { ports?: { inbound: number[]; outbound: number[]; httpProxy?: number; admin?: number }; workers?: number };
+  readonly ready: { ports?: { inbound: number[]; outbound: number[]; httpProxy?: number; admin?: number }; workers?: number; runtime?: string };
   stderr(): string;
   stop(): Promise<number | null>;
 }
