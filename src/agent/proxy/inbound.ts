@@ -4,7 +4,7 @@
  *   → tls (mTLS, full X509-SVID checks of the peer, cached per certificate) → authorize (L4)
  *   → forward (tcp ports) | http (L7 ports, per-request decisions).
  */
-import type { X509Certificate } from 'node:crypto';
+import type { PeerCertificateLike } from '../../pki/svid-verify.js';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { Server as TlsServer, type TLSSocket } from 'node:tls';
 import { UNAUTHENTICATED, type ConnectionContext, type PeerIdentity } from './authorizer.js';
@@ -112,10 +112,11 @@ export class InboundListener {
       return;
     }
     const peer: PeerIdentity = { spiffeId: check.spiffeId, authenticated: true, attributes: {} };
-    this.#authorized(socket, peer, cert, { spiffeId: check.spiffeId, fingerprint256: check.fingerprint256, serial: check.serial });
+    // Live connections keep the verifier's shared copy of the chain, not this handshake's certificate.
+    this.#authorized(socket, peer, check.chain ?? cert, { spiffeId: check.spiffeId, fingerprint256: check.fingerprint256, serial: check.serial });
   }
 
-  #authorized(socket: Socket, peer: PeerIdentity, cert: X509Certificate | undefined, verified: Omit<VerifiedConnection, 'ctx' | 'live'> | undefined, h2c = false): void {
+  #authorized(socket: Socket, peer: PeerIdentity, cert: PeerCertificateLike | undefined, verified: Omit<VerifiedConnection, 'ctx' | 'live'> | undefined, h2c = false): void {
     const { authorizers, metrics, live, clock } = this.deps;
     const ctx: ConnectionContext = { direction: 'inbound', source: peer, destination: this.deps.trust.spiffeId, port: this.#port };
     const decision = authorizers.current.authorizeConnection(ctx);

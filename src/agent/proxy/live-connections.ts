@@ -3,15 +3,14 @@
  * to connections already open: L4 connections no longer allowed are closed at once; L7
  * connections carry the registry's epoch and re-check on their next request.
  */
-import type { X509Certificate } from 'node:crypto';
 import type { PeerCertificateLike } from '../../pki/svid-verify.js';
 import type { AuthorizerHolder, ConnectionContext, RequestContext } from './authorizer.js';
 import type { TrustState } from './trust.js';
 
 export interface LiveConnection {
   readonly ctx: ConnectionContext;
-  /** The verified peer certificate (inbound mTLS) or upstream server certificate (outbound). */
-  readonly cert: X509Certificate | undefined;
+  /** The verified peer certificate (inbound mTLS) or upstream server certificate (outbound): an X509Certificate or its DER. */
+  readonly cert: PeerCertificateLike | undefined;
   /**
    * The chain the peer presented, when `cert` carries no issuer links (made from raw DER): a bundle
    * change re-verifies the peer with it (`TrustState.checkPeer`), so peers issued by an

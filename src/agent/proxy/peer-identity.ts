@@ -8,7 +8,7 @@
  *   bundle) run once per certificate and cached by SHA-256 fingerprint, so the handshake hot
  *   path does not parse DER per connection (ADR 0046).
  */
-import type { X509Certificate } from 'node:crypto';
+import { hash, type X509Certificate } from 'node:crypto';
 import { tryParseSpiffeId } from '../../core/spiffe-id.js';
 import type { TrustBundle } from '../../pki/bundle.js';
 import { PkiError, type PkiErrorCode } from '../../pki/errors.js';
@@ -29,7 +29,19 @@ export type PeerRejection =
   | 'ERR_AGENT_PEER_WRONG_TRUST_DOMAIN';
 
 export type PeerCheck =
-  | { readonly ok: true; readonly spiffeId: string; readonly serial: string; readonly fingerprint256: string }
+  | {
+      readonly ok: true;
+      readonly spiffeId: string;
+      readonly serial: string;
+      readonly fingerprint256: string;
+      /**
+       * From {@link PeerVerifier}: the verified chain (leaf first), copied once per certificate
+       * and shared by every connection of that peer. Live connections keep this one, not the
+       * buffers of their own handshake, which then die young instead of piling up as external
+       * memory until a major GC under connection churn.
+       */
+      readonly chain?: PeerCertificateLike;
+    }
   /** `rule` is the `src/pki` code of the X509-SVID rule that failed, when one did. */
   | { readonly ok: false; readonly reason: PeerRejection; readonly rule?: PkiErrorCode };
 
@@ -85,6 +97,27 @@ interface Verified {
   readonly notAfter: number;
 }
 
+/**
+ * Copies of the DER certificates (leaf first), linked as `issuerCertificate`s. Each copy owns
+ * its memory (not a slice of Buffer's shared 8 KiB pool, which a long-lived cache entry would
+ * pin together with whatever else was allocated next to it).
+ */
+function linkedCopy(ders: readonly Buffer[]): PeerCertificateLike {
+  let link: PeerCertificateLike | undefined;
+  for (let i = ders.length - 1; i >= 0; i--) {
+    const der = ders[i] as Buffer;
+    const raw = Buffer.allocUnsafeSlow(der.length);
+    der.copy(raw);
+    link = { raw, ...(link === undefined ? {} : { issuerCertificate: link }) };
+  }
+  return link as PeerCertificateLike;
+}
+
+/** `ab12…` → `AB:12:…`, the form of X509Certificate#fingerprint256. */
+function colonHex(hex: string): string {
+  return hex.toUpperCase().replace(/(..)(?!$)/g, '$1:');
+}
+
 /** Default bound of the per-fingerprint cache (entries are ≈ 300 bytes). */
 export const PEER_CACHE_SIZE = 4096;
 
@@ -129,10 +162,13 @@ export class PeerVerifier {
    * @param chain the peer chain as `getPeerCertificate(true)` returns it, when `cert` was made
    *   from raw DER and carries no issuer links (outbound `checkServerIdentity`)
    */
-  verify(cert: X509Certificate | undefined, chain: PeerCertificateLike | undefined, revokedSerials: ReadonlySet<string>, at: number): PeerCheck {
+  verify(cert: PeerCertificateLike | undefined, chain: PeerCertificateLike | undefined, revokedSerials: ReadonlySet<string>, at: number): PeerCheck {
     if (cert === undefined) return { ok: false, reason: 'ERR_AGENT_PEER_UNVERIFIED', rule: 'ERR_SVID_CHAIN_EMPTY' };
     if (chain !== undefined && !chain.raw.equals(cert.raw)) return { ok: false, reason: 'ERR_AGENT_PEER_UNVERIFIED' };
-    const fingerprint = cert.fingerprint256;
+    // Keyed by the SHA-256 of the DER, hashed here: the handshake path never has to parse the
+    // certificate (an X509Certificate per connection holds native memory V8 does not count, so
+    // under connection churn tens of thousands waited for a major GC).
+    const fingerprint = hash('sha256', cert.raw, 'hex');
     let entry = this.#cache.get(fingerprint);
     if (entry === undefined) {
       const presented = peerCertificateChain(chain ?? cert);
@@ -144,7 +180,7 @@ export class PeerVerifier {
         return { ok: false, reason: (rule === undefined ? undefined : REJECTION_FOR[rule]) ?? 'ERR_AGENT_PEER_UNVERIFIED', ...(rule === undefined ? {} : { rule }) };
       }
       entry = {
-        result: { ok: true, spiffeId: verified.spiffeId.toString(), serial: normalizeSerial(verified.serialHex), fingerprint256: fingerprint },
+        result: { ok: true, spiffeId: verified.spiffeId.toString(), serial: normalizeSerial(verified.serialHex), fingerprint256: colonHex(fingerprint), chain: linkedCopy(presented) },
         notBefore: verified.notBefore,
         notAfter: verified.notAfter,
       };

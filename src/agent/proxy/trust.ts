@@ -157,7 +157,7 @@ export class TrustState {
    * @param chain `getPeerCertificate(true)` when `cert` carries no issuer links (made from raw
    *   DER); without it, the issuer links of `cert` (as `getPeerX509Certificate()` sets them).
    */
-  checkPeer(cert: X509Certificate | undefined, chain?: PeerCertificateLike): PeerCheck {
+  checkPeer(cert: PeerCertificateLike | undefined, chain?: PeerCertificateLike): PeerCheck {
     return this.#verifier.verify(cert, chain, this.#revoked, this.clock.now());
   }
 

@@ -4,7 +4,6 @@
  * (no man in the middle by a peer holding a valid SVID for another service). The check runs
  * inside the handshake (`checkServerIdentity`), before any application byte is sent.
  */
-import { X509Certificate } from 'node:crypto';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { AgentError } from '../errors.js';
 import type { PeerCertificateLike } from '../../pki/svid-verify.js';
@@ -28,7 +27,8 @@ export function idAllowed(id: string, allowed: readonly string[]): boolean {
 
 export interface UpstreamConnection {
   readonly socket: TLSSocket;
-  readonly cert: X509Certificate;
+  /** The server's leaf as DER (no X509Certificate is made per connection). */
+  readonly cert: PeerCertificateLike;
   /** The chain the server presented (for re-verification when the bundle changes). */
   readonly chain: PeerCertificateLike;
   readonly spiffeId: string;
@@ -38,7 +38,7 @@ export interface UpstreamConnection {
 /** Connects and verifies; rejects with an {@link AgentError} naming why. */
 export function connectUpstream(service: UpstreamService, trust: TrustState, timeoutMs: number, alpn?: readonly string[]): Promise<UpstreamConnection> {
   return new Promise((resolve, reject) => {
-    let verified: { cert: X509Certificate; chain: PeerCertificateLike; spiffeId: string; serial: string } | undefined;
+    let verified: { cert: PeerCertificateLike; chain: PeerCertificateLike; spiffeId: string; serial: string } | undefined;
     let failure: AgentError | undefined;
     const socket = tlsConnect({
       host: service.host,
@@ -47,7 +47,8 @@ export function connectUpstream(service: UpstreamService, trust: TrustState, tim
       rejectUnauthorized: true,
       ALPNProtocols: alpn === undefined ? undefined : [...alpn],
       checkServerIdentity: (_host, peer) => {
-        const cert = new X509Certificate(peer.raw);
+        // DER only: no X509Certificate per connection (see PeerVerifier.verify).
+        const cert: PeerCertificateLike = { raw: peer.raw };
         const check = trust.checkPeer(cert, peer);
         if (!check.ok) {
           failure = new AgentError(check.reason, 'upstream certificate rejected', { details: { service: service.name } });
@@ -57,7 +58,8 @@ export function connectUpstream(service: UpstreamService, trust: TrustState, tim
           failure = new AgentError('ERR_AGENT_PEER_UNEXPECTED', 'upstream presented an unexpected SPIFFE ID', { details: { service: service.name, presented: check.spiffeId } });
           return failure;
         }
-        verified = { cert, chain: peer, spiffeId: check.spiffeId, serial: check.serial };
+        const kept = check.chain ?? { raw: Buffer.from(peer.raw) };
+        verified = { cert: kept, chain: check.chain ?? peer, spiffeId: check.spiffeId, serial: check.serial };
         return undefined;
       },
     });

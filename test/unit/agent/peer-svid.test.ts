@@ -216,6 +216,28 @@ test('the verification is cached per certificate, cleared by a revocation or bun
   assert.equal(bounded.size, 2);
 });
 
+test('DER alone is verified (no X509Certificate needed), and every connection of a peer shares one copied chain, not its own handshake buffers', () => {
+  const trust = new TrustState(ca.material(server), clock);
+  const pem = svid(`${TD}/web`).certPem;
+  const der = new X509Certificate(pem).raw;
+  // Two handshakes of the same peer: separate buffers, as the relay's events deliver them.
+  const first = Buffer.concat([Buffer.alloc(16), der]).subarray(16);
+  const second = Buffer.from(der);
+  const a = trust.checkPeer({ raw: first });
+  const b = trust.checkPeer({ raw: second });
+  assert.ok(a.ok && b.ok);
+  if (!a.ok || !b.ok) return;
+  assert.equal(a.fingerprint256, new X509Certificate(pem).fingerprint256, 'the same fingerprint form as X509Certificate');
+  assert.ok(a.chain !== undefined);
+  assert.equal(b.chain, a.chain, 'one chain object for every connection of the peer');
+  assert.ok(a.chain.raw.equals(der));
+  assert.notEqual(a.chain.raw.buffer, first.buffer, 'a copy: the first handshake\'s buffer is not kept alive');
+  assert.notEqual(a.chain.raw.buffer, second.buffer);
+  assert.equal(a.chain.raw.buffer.byteLength, der.length, 'its own memory, not a slice of the shared pool');
+  // The shared chain re-verifies (what a bundle change does for live connections).
+  assert.equal(trust.checkPeer(a.chain, a.chain).ok, true);
+});
+
 test('a revoked peer is refused at the handshake even when its verification was cached', async () => {
   const peer = svid(`${TD}/web`);
   assert.equal(await reaches(h, peer), true);

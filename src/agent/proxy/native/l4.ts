@@ -15,7 +15,6 @@
  * ones, so revocation and policy changes close them; rotation installs the new SVID for later
  * handshakes (live connections keep theirs, as with Node's TLS).
  */
-import { X509Certificate } from 'node:crypto';
 import { isIP } from 'node:net';
 import type { Logger } from '../../../core/logging.js';
 import type { PeerCertificateLike } from '../../../pki/svid-verify.js';
@@ -226,7 +225,8 @@ export class NativeL4 {
     const { trust, authorizers, metrics, live, clock } = this.#deps;
     const direction = spec.kind;
     const chain = splitChain(chainBytes);
-    const cert = new X509Certificate(chain.raw);
+    // DER only: no X509Certificate per connection (see PeerVerifier.verify).
+    const cert = chain;
     const check = trust.checkPeer(cert, chain);
     let conn = this.#conns.get(id);
     if (conn === undefined) {
@@ -261,7 +261,9 @@ export class NativeL4 {
     metrics.connections.labels(direction, 'allowed').inc();
     metrics.activeConnections.labels(direction).inc();
     const ctx = conn.ctx as ConnectionContext;
-    const liveConn: LiveConnection = { ctx, cert, chain, serial: check.serial, l7: false, epoch: 0, close: () => this.#addon.close(this.#engine, id) };
+    // The verifier's shared copy of the chain, so this handshake's buffer can die young.
+    const kept = check.chain ?? chain;
+    const liveConn: LiveConnection = { ctx, cert: kept, chain: kept, serial: check.serial, l7: false, epoch: 0, close: () => this.#addon.close(this.#engine, id) };
     conn.live = liveConn;
     conn.started = clock.now();
     live.add(liveConn);
