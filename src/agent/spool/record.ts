@@ -3,7 +3,12 @@
  * payload being UTF-8 JSON `{"s":seq,"e":event}`. A reader stops at the first record that is
  * short or fails its checksum: that is a torn write from a crash, and the tail is discarded.
  */
-import { crc32 } from 'node:zlib';
+import { createRequire } from 'node:module';
+import type * as Zlib from 'node:zlib';
+
+// node:zlib only once a record is written or read: an agent without an event spool never loads it (ADR 0050).
+let zlibCrc32: ((data: Uint8Array) => number) | undefined;
+const crc32 = (data: Uint8Array): number => (zlibCrc32 ??= (createRequire(import.meta.url)('node:zlib') as typeof Zlib).crc32)(data);
 
 export const RECORD_HEADER_BYTES = 8;
 /** A record larger than this is corrupt by definition (events are small). */

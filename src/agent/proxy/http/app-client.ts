@@ -3,7 +3,8 @@
  * apps, or one multiplexed cleartext HTTP/2 session (re-opened on failure) for h2c apps (gRPC).
  */
 import { Agent as HttpAgent, request as httpRequest, type ClientRequest, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http';
-import { connect as h2connect, type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders as H2Headers } from 'node:http2';
+import type { ClientHttp2Session, ClientHttp2Stream, IncomingHttpHeaders as H2Headers } from 'node:http2';
+import { loadHttp2 } from './lazy-http2.js';
 
 export interface AppTarget {
   readonly host: string;
@@ -26,7 +27,7 @@ export class AppClient {
   requestH2(headers: OutgoingHttpHeaders): ClientHttp2Stream {
     let session = this.#session;
     if (session === undefined || session.closed || session.destroyed) {
-      session = h2connect(`http://${this.target.host}:${this.target.port}`);
+      session = loadHttp2().connect(`http://${this.target.host}:${this.target.port}`);
       session.on('error', () => undefined);
       const s = session;
       session.once('close', () => {

@@ -6,7 +6,8 @@
  * caller identity. Denials carry only a Ward error code.
  */
 import { createServer as createHttp1Server, request as httpRequest, STATUS_CODES, type IncomingMessage, type OutgoingHttpHeaders, type Server as Http1Server, type ServerResponse } from 'node:http';
-import { createServer as createHttp2Server, type Http2Server, type Http2ServerRequest, type Http2ServerResponse } from 'node:http2';
+import type { Http2Server, Http2ServerRequest, Http2ServerResponse } from 'node:http2';
+import { loadHttp2 } from './lazy-http2.js';
 import type { Socket } from 'node:net';
 import type { RequestContext } from '../authorizer.js';
 import { splice } from '../forward.js';
@@ -51,7 +52,8 @@ const GRPC_STATUS_FOR: Readonly<Record<string, string>> = {
 
 export class HttpInbound {
   readonly #h1: Http1Server;
-  readonly #h2: Http2Server;
+  /** Created on the first HTTP/2 connection: node:http2 costs ≈ 1.2 MB the HTTP/1.1-only agent never needs (ADR 0050). */
+  #h2: Http2Server | undefined;
   readonly #app: AppClient;
   readonly #identity: string;
   readonly #allowed;
@@ -96,13 +98,6 @@ export class HttpInbound {
       socket.pause();
       void this.#upgrade(req, socket as Tagged, head).catch(() => this.#endRaw(socket, 'ERR_AGENT_REQUEST_DENIED'));
     });
-    this.#h2 = createHttp2Server({
-      maxSessionMemory: 10,
-      settings: { maxConcurrentStreams: limits.maxConcurrentStreams, maxHeaderListSize: limits.maxHeaderBytes, enablePush: false },
-      maxHeaderListPairs: 128,
-    }, (req, res) => void this.#handle(req, res, true).catch(() => this.#failClosed(res)));
-    this.#h2.setTimeout(limits.idleTimeoutMs);
-    this.#h2.on('sessionError', () => undefined);
     if (config.appProtocol === 'http1') {
       this.#pool = new AppPool(config.appHost, config.appPort);
       this.#lean = {
@@ -269,10 +264,24 @@ export class HttpInbound {
    * Hands over an authorized connection: HTTP/2 when ALPN chose `h2` or when `h2c` (a plaintext
    * connection that opened with the HTTP/2 preface, see detect.ts), else HTTP/1.1.
    */
+  #h2Server(): Http2Server {
+    if (this.#h2 !== undefined) return this.#h2;
+    const { limits } = this.deps;
+    const h2 = loadHttp2().createServer({
+      maxSessionMemory: 10,
+      settings: { maxConcurrentStreams: limits.maxConcurrentStreams, maxHeaderListSize: limits.maxHeaderBytes, enablePush: false },
+      maxHeaderListPairs: 128,
+    }, (req, res) => void this.#handle(req, res, true).catch(() => this.#failClosed(res)));
+    h2.setTimeout(limits.idleTimeoutMs);
+    h2.on('sessionError', () => undefined);
+    this.#h2 = h2;
+    return h2;
+  }
+
   accept(socket: Socket, verified: VerifiedConnection, h2c = false): void {
     (socket as Tagged)[CONN] = verified;
     socket.setNoDelay(true);
-    if (h2c || (socket as Socket & { alpnProtocol?: string | false }).alpnProtocol === 'h2') this.#h2.emit('connection', socket);
+    if (h2c || (socket as Socket & { alpnProtocol?: string | false }).alpnProtocol === 'h2') this.#h2Server().emit('connection', socket);
     else if (this.#lean !== undefined && this.#pool !== undefined) {
       this.#leanSockets.add(socket);
       socket.once('close', () => this.#leanSockets.delete(socket));
@@ -289,7 +298,7 @@ export class HttpInbound {
     this.#h1.closeAllConnections();
     await Promise.all([
       new Promise<void>((r) => this.#h1.close(() => r())),
-      new Promise<void>((r) => this.#h2.close(() => r())),
+      new Promise<void>((r) => (this.#h2 === undefined ? r() : this.#h2.close(() => r()))),
     ]);
   }
 
