@@ -27,6 +27,8 @@ const { values: opts } = parseArgs({
     connections: { type: 'string', default: '32' },
     workers: { type: 'string', default: '1' },
     only: { type: 'string' },
+    // A new connection (and mTLS handshake) per request: `Connection: close` on every request.
+    close: { type: 'boolean', default: false },
   },
 });
 const ROUNDS = Number(opts.rounds);
@@ -67,7 +69,7 @@ function toMs(value: string, unit: string): number {
 }
 
 function wrk(port: number, path: string): WrkResult {
-  const out = execFileSync('wrk', ['-t', opts.threads as string, '-c', opts.connections as string, '-d', `${opts.duration}s`, '--latency', `http://127.0.0.1:${port}${path}`], { encoding: 'utf8' });
+  const out = execFileSync('wrk', ['-t', opts.threads as string, '-c', opts.connections as string, '-d', `${opts.duration}s`, '--latency', ...(opts.close === true ? ['-H', 'Connection: close'] : []), `http://127.0.0.1:${port}${path}`], { encoding: 'utf8' });
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1]);
   const p = (pct: string): number => {
     const m = new RegExp(`\\s${pct}%\\s+([\\d.]+)(us|ms|s)`).exec(out);
@@ -208,7 +210,8 @@ backend srv_l7
     writeFileSync(join(dir, 'server.crt'), server.certPem);
     writeFileSync(join(dir, 'server.key'), server.keyPem);
     const common = (who: 'client' | 'server'): string[] => ['--svid', join(dir, `${who}.crt`), '--key', join(dir, `${who}.key`), '--bundle', join(dir, 'ca.pem'), '--admin', 'off', '--log-level', 'warn', '--workers', String(WORKERS)];
-    const agentEnv = {};
+    // Extra environment for the agents only (experiments, e.g. MALLOC_ARENA_MAX=1).
+    const agentEnv = Object.fromEntries((process.env.WARD_BENCH_AGENT_ENV ?? '').split(/\s+/).filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
     if (process.env.WARD_BENCH_PROFILE !== undefined) entry.unshift('--cpu-prof', `--cpu-prof-dir=${process.env.WARD_BENCH_PROFILE}`);
     // Extra node/V8 flags for the agents only (experiments; the figures in README use none unless stated).
     if (process.env.WARD_BENCH_AGENT_FLAGS !== undefined) entry.unshift(...process.env.WARD_BENCH_AGENT_FLAGS.split(/\s+/).filter(Boolean));
