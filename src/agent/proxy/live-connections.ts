@@ -94,6 +94,16 @@ export class LiveConnections {
     }
   }
 
+  /**
+   * Closes one connection whose permission ran out on its own (an upgraded connection whose
+   * end-user JWT expired), counted like a policy closure. No-op if it is already gone.
+   */
+  expire(conn: LiveConnection, reason: string): void {
+    if (!this.#all.delete(conn)) return;
+    this.onClosedByPolicy();
+    conn.close(reason);
+  }
+
   /** Closes every connection (shutdown). */
   closeAll(reason: string): void {
     for (const conn of [...this.#all]) conn.close(reason);

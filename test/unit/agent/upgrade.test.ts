@@ -296,3 +296,41 @@ test('an upgraded connection that goes idle is closed by the idle timeout', asyn
     assert.ok(Date.now() - t0 >= 250, 'not before the idle timeout');
   });
 });
+
+test('an upgrade allowed with an end-user JWT is closed when the token expires (counted as a policy closure); without a token nothing is timed', async () => {
+  const { generateKeyPair, exportJWK, SignJWT } = await import('jose');
+  const { createJwtVerifier } = await import('../../../src/agent/proxy/http/jwt.js');
+  const { systemClock } = await import('../../../src/core/clock.js');
+  const { publicKey, privateKey } = await generateKeyPair('ES256');
+  const jwk = { ...(await exportJWK(publicKey)), kid: 'k1', alg: 'ES256' };
+  const jwt = createJwtVerifier({ issuer: 'https://issuer.example', audiences: ['orders'], jwks: { keys: [jwk] } }, systemClock);
+  const exp = Math.floor(Date.now() / 1000) + 2;
+  const token = await new SignJWT({ iss: 'https://issuer.example', sub: 'alice', aud: 'orders', exp }).setProtectedHeader({ alg: 'ES256', kid: 'k1' }).sign(privateKey);
+  await withInbound({ jwt }, async (h) => {
+    const s = await mtlsConnect(h.port, web, ca.certPem);
+    const r = new Reader(s);
+    s.write(upgradeRequest('/ws/token', `Authorization: Bearer ${token}\r\n`));
+    assert.match((await r.head()) ?? '', /^HTTP\/1\.1 101 /);
+    assert.equal(await r.frame(), 'hello');
+    // One without a token on the same port: it must outlive the token's connection.
+    const plain = await mtlsConnect(h.port, web, ca.certPem);
+    const pr = new Reader(plain);
+    plain.write(upgradeRequest('/ws/plain'));
+    assert.match((await pr.head()) ?? '', /^HTTP\/1\.1 101 /);
+    assert.equal(await pr.frame(), 'hello');
+    const closedAt = await new Promise<number>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('the upgraded connection outlived its token')), exp * 1000 - Date.now() + 4000);
+      s.once('close', () => {
+        clearTimeout(timer);
+        resolve(Date.now());
+      });
+    });
+    assert.ok(closedAt >= exp * 1000 - 50, `closed at the token's exp, not before (${closedAt - exp * 1000} ms)`);
+    assert.ok(closedAt <= exp * 1000 + 2000, 'closed soon after exp');
+    assert.equal((await h.metrics.closedByPolicy.get()).values[0]?.value, 1);
+    assert.equal(plain.destroyed, false, 'the upgrade without a token is still open');
+    plain.write(frame('still', true));
+    assert.equal(await pr.frame(), 'echo:still');
+    plain.destroy();
+  });
+});

@@ -10,6 +10,7 @@ import type { Http2Server, Http2ServerRequest, Http2ServerResponse } from 'node:
 import { loadHttp2 } from './lazy-http2.js';
 import type { Socket } from 'node:net';
 import type { RequestContext } from '../authorizer.js';
+import type { LiveConnection } from '../live-connections.js';
 import { splice } from '../forward.js';
 import type { InboundDeps, InboundPortConfig } from '../inbound-config.js';
 import { AppClient } from './app-client.js';
@@ -52,7 +53,7 @@ const GRPC_STATUS_FOR: Readonly<Record<string, string>> = {
 
 export class HttpInbound {
   readonly #h1: Http1Server;
-  /** Created on the first HTTP/2 connection: node:http2 costs ≈ 1.2 MB the HTTP/1.1-only agent never needs (ADR 0050). */
+  /** Created on the first HTTP/2 connection: node:http2 costs ≈ 1.2 MB the HTTP/1.1-only agent never needs (ADR 0073). */
   #h2: Http2Server | undefined;
   readonly #app: AppClient;
   readonly #identity: string;
@@ -185,6 +186,9 @@ export class HttpInbound {
       verified.live.request = decided.request;
       this.#recordRequest(verified, method, decided.path, 101, 'allowed', decided.policy, undefined, started);
       splice(socket, app, this.deps.limits.idleTimeoutMs, () => undefined);
+      // Allowed with an end-user JWT: the spliced connection ends when the token does.
+      const exp = decided.request?.jwtClaims?.exp;
+      if (typeof exp === 'number' && Number.isFinite(exp)) this.#closeAt(verified.live, socket, exp * 1000);
     });
     upstream.on('response', (res: IncomingMessage) => {
       clearTimeout(timer);
@@ -258,6 +262,23 @@ export class HttpInbound {
     const status = STATUS_FOR[code] ?? 403;
     this.#recordRequest(verified, method, path, status, 'denied', reference, code, started);
     return { allow: false, code, status, closeAfter: closeAfter || status === 400 };
+  }
+
+  /** Closes an upgraded connection at `at` (the JWT's `exp`), through the live registry. */
+  #closeAt(live: LiveConnection, socket: Socket, at: number): void {
+    const MAX_TIMER_MS = 2_147_483_647;
+    let timer: NodeJS.Timeout;
+    const arm = (): void => {
+      const delay = at - this.deps.clock.now();
+      if (delay <= 0) {
+        this.deps.live.expire(live, 'ERR_AGENT_JWT_INVALID');
+        return;
+      }
+      timer = setTimeout(arm, Math.min(delay, MAX_TIMER_MS));
+      timer.unref();
+    };
+    socket.once('close', () => clearTimeout(timer));
+    arm();
   }
 
   /**
