@@ -6,6 +6,7 @@
 #define NAPI_VERSION 8
 #include <errno.h>
 #include <node_api.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,6 +28,7 @@ typedef struct ev_copy {
   double bytes_in, bytes_out;
   const char *reason; /* static strings only */
   int relayed;
+  char peer_ip[64]; /* "" when none */
 } ev_copy;
 
 #define CHECK(call)                                                  \
@@ -48,6 +50,7 @@ static void on_event(void *user, const wr_event *ev) {
   c->bytes_out = (double)ev->bytes_out;
   c->reason = ev->reason;
   c->relayed = ev->relayed;
+  if (ev->peer_ip) snprintf(c->peer_ip, sizeof c->peer_ip, "%s", ev->peer_ip);
   if (ev->der && ev->der_len > 0) {
     c->der = malloc(ev->der_len);
     if (!c->der) {
@@ -71,7 +74,7 @@ static void call_js(napi_env env, napi_value cb, void *context, void *data) {
     free(c);
     return;
   }
-  napi_value argv[8], undef;
+  napi_value argv[9], undef;
   napi_get_undefined(env, &undef);
   napi_create_int32(env, c->kind, &argv[0]);
   napi_create_double(env, c->conn, &argv[1]);
@@ -91,8 +94,10 @@ static void call_js(napi_env env, napi_value cb, void *context, void *data) {
   if (c->reason) napi_create_string_utf8(env, c->reason, NAPI_AUTO_LENGTH, &argv[6]);
   else argv[6] = undef;
   napi_get_boolean(env, c->relayed != 0, &argv[7]);
+  if (c->peer_ip[0]) napi_create_string_utf8(env, c->peer_ip, NAPI_AUTO_LENGTH, &argv[8]);
+  else argv[8] = undef;
   free(c);
-  napi_call_function(env, undef, cb, 8, argv, NULL);
+  napi_call_function(env, undef, cb, 9, argv, NULL);
 }
 
 static void destroy_box(box *b, int abort) {

@@ -87,6 +87,7 @@ typedef struct conn {
   SSL *ssl;
   char target_host[256];
   int target_port;
+  char peer_ip[INET6_ADDRSTRLEN]; /* inbound: the caller's address; "" if unknown */
   uint32_t tls_slot;
   unsigned char *p2t; /* plaintext read, to be encrypted */
   size_t p2t_len, p2t_off;
@@ -386,7 +387,8 @@ static void step_handshake(wr_engine *e, conn *c) {
     c->state = ST_WAIT_PEER;
     c->deadline = e->now + e->limits.decision_timeout_ms;
     set_interest(e, c->tls, 0);
-    wr_event ev = {.kind = WR_EV_PEER, .conn = c->id, .listener = c->listener, .der = buf, .der_len = total};
+    wr_event ev = {.kind = WR_EV_PEER, .conn = c->id, .listener = c->listener, .der = buf, .der_len = total,
+                   .peer_ip = c->kind == WR_INBOUND_TLS && c->peer_ip[0] ? c->peer_ip : NULL};
     emit(e, &ev);
     free(buf);
     return;
@@ -545,7 +547,9 @@ static void on_accept(wr_engine *e, listener *l) {
   /* Closed by an earlier command of this batch: its fd number may already be someone else's. */
   if (!l->open) return;
   for (int i = 0; i < 64; i++) {
-    int fd = accept4(l->ep.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    struct sockaddr_storage from;
+    socklen_t from_len = sizeof from;
+    int fd = accept4(l->ep.fd, (struct sockaddr *)&from, &from_len, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
       /* Out of descriptors (or kernel memory): the pending connection stays in the backlog and
        * level-triggered epoll would report the listener again at once, spinning the thread.
@@ -572,6 +576,9 @@ static void on_accept(wr_engine *e, listener *l) {
     c->down.fd = fd;
     memcpy(c->target_host, l->target_host, sizeof c->target_host);
     c->target_port = l->target_port;
+    c->peer_ip[0] = 0;
+    if (from.ss_family == AF_INET) inet_ntop(AF_INET, &((struct sockaddr_in *)&from)->sin_addr, c->peer_ip, sizeof c->peer_ip);
+    else if (from.ss_family == AF_INET6) inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&from)->sin6_addr, c->peer_ip, sizeof c->peer_ip);
     if (l->kind == WR_INBOUND_TLS) {
       c->tls = &c->down;
       c->plain = &c->up;

@@ -43,6 +43,7 @@ typedef struct wr_event {
   uint64_t bytes_out;   /* WR_EV_CLOSED: bytes written to the accepted side */
   const char *reason;   /* WR_EV_CLOSED: why ("eof", "idle", "handshake", "verify", "denied", "connect", "decision", "error", "closed"); static storage */
   int relayed;          /* WR_EV_CLOSED: 1 if the connection reached the relay stage */
+  const char *peer_ip;  /* WR_EV_PEER of an inbound connection: the caller's IP (text), or NULL */
 } wr_event;
 
 typedef void (*wr_event_cb)(void *user, const wr_event *ev);

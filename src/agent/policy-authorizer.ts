@@ -9,6 +9,7 @@
  * `Decision.dryRun` / `PolicyDecision.engine.dryRun`. Anything the engine cannot evaluate (an
  * unknown outbound service, a malformed query) is denied: fail closed.
  */
+import { isIP } from 'node:net';
 import type { AttributeSet } from '../identity/attributes.js';
 import {
   compilePolicies,
@@ -73,8 +74,21 @@ function toAgentDecision(d: EngineDecision): PolicyDecision {
   return Object.freeze(out);
 }
 
-function sourceOf(peer: PeerIdentity): SourceRef {
-  return peer.authenticated ? { spiffeId: peer.spiffeId } : { unauthenticated: true };
+/**
+ * The engine's source for a peer. Its address goes along only when some rule of the set looks
+ * at addresses: an address-qualified source misses the identity-only decision cache.
+ */
+function sourceOf(peer: PeerIdentity, withAddress: boolean): SourceRef {
+  const ip = withAddress ? peerIp(peer.address) : undefined;
+  if (peer.authenticated) return ip === undefined ? { spiffeId: peer.spiffeId } : { spiffeId: peer.spiffeId, ip };
+  return ip === undefined ? { unauthenticated: true } : { ip };
+}
+
+/** `::ffff:10.0.0.1` (an IPv4 peer on a dual-stack socket) → `10.0.0.1`; not an IP → undefined. */
+function peerIp(address: string | undefined): string | undefined {
+  if (address === undefined) return undefined;
+  const v4 = address.startsWith('::ffff:') ? address.slice(7) : address;
+  return isIP(v4) !== 0 ? v4 : undefined;
 }
 
 function flatHeaders(headers: RequestContext['headers']): Record<string, string> {
@@ -158,7 +172,7 @@ export class PolicyAuthorizer implements Authorizer {
     try {
       if (ctx.direction === 'inbound') {
         return toAgentDecision(evaluateConnection(this.#set, {
-          source: sourceOf(ctx.source),
+          source: sourceOf(ctx.source, this.#set.usesPeerAddress),
           destination: { spiffeId: ctx.destination },
           port: ctx.port,
           l7: this.#httpPorts.has(ctx.port) ? 'http' : 'tcp',
@@ -182,7 +196,7 @@ export class PolicyAuthorizer implements Authorizer {
     if (conn.direction !== 'inbound') return deny('invalid-request');
     try {
       return toAgentDecision(evaluateRequest(this.#set, {
-        source: sourceOf(conn.source),
+        source: sourceOf(conn.source, this.#set.usesPeerAddress),
         destination: { spiffeId: conn.destination },
         port: conn.port,
         method: ctx.method,

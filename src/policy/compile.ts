@@ -189,6 +189,12 @@ export class CompiledPolicySet {
   /** Increments when the set of known workloads changes (an unknown peer may become known). */
   epoch = 1;
   readonly policies: readonly CompiledPolicy[];
+  /**
+   * Some access rule looks at the peer's address (`ipBlocks`, `notIpBlocks`, `source.ip`,
+   * `remote.ip`). Enforcement points pass the peer address only then, so the common case keeps
+   * its identity-only decision cache.
+   */
+  readonly usesPeerAddress: boolean;
   readonly workloads = new Map<string, WorkloadEntry>();
   /** Shared side results and decisions of this set (see src/policy/verdicts.ts). */
   readonly results = new ResultInterner();
@@ -211,6 +217,7 @@ export class CompiledPolicySet {
   constructor(policies: readonly Policy[], workloads: readonly PolicyWorkload[]) {
     const selectors = new SelectorTable();
     this.policies = policies.map((p, i) => compilePolicy(p, i, policyRef(p), selectors));
+    this.usesPeerAddress = this.policies.some((p) => [...(p.ingress ?? []), ...(p.egress ?? [])].some((r) => r.address));
     this.#selectorCount = selectors.size;
     this.#stamps = new Uint32Array(this.policies.length);
     for (const p of this.policies) {

@@ -147,7 +147,7 @@ function httpCheck(check: (req: RequestInfo, m: MatchInput) => boolean): Check {
   return (m) => (m.req === undefined ? m.ignoreHttp : check(m.req, m));
 }
 
-export function compilePeer(peer: Peer, selectors?: SelectorTable): { check: Check; http: boolean } {
+export function compilePeer(peer: Peer, selectors?: SelectorTable): { check: Check; http: boolean; address: boolean } {
   const checks: Check[] = [];
   let http = false;
   if (peer.unauthenticated === true) checks.push((m) => !m.peer.authenticated);
@@ -200,7 +200,7 @@ export function compilePeer(peer: Peer, selectors?: SelectorTable): { check: Che
     const f = anyOf(peer.notRequestPrincipals.map((p) => nonEmpty(compileStringPattern(p))));
     checks.push(httpCheck((req) => !f(req.requestPrincipal)));
   }
-  return { check: all(checks), http };
+  return { check: all(checks), http, address: peer.ipBlocks !== undefined || peer.notIpBlocks !== undefined };
 }
 
 function hostMatcher(patterns: readonly string[]): (req: RequestInfo) => boolean {
@@ -281,7 +281,7 @@ function claimValues(claims: Readonly<Record<string, unknown>> | undefined, name
   return [];
 }
 
-export function compileCondition(cond: Condition): { check: Check; http: boolean } {
+export function compileCondition(cond: Condition): { check: Check; http: boolean; address: boolean } {
   const split = splitConditionKey(cond.key)!;
   const meta = CONDITION_KEYS[split.base]!;
   // values: one must match; notValues: none may match. Both given: both hold.
@@ -358,7 +358,7 @@ export function compileCondition(cond: Condition): { check: Check; http: boolean
       return true;
     };
   }
-  return { check: meta.http ? httpCheck((_req, m) => check(m)) : check, http: meta.http };
+  return { check: meta.http ? httpCheck((_req, m) => check(m)) : check, http: meta.http, address: meta.kind === 'ip' };
 }
 
 export interface CompiledRule {
@@ -368,6 +368,8 @@ export interface CompiledRule {
   readonly when: Check;
   /** The rule uses HTTP-only fields (methods, paths, hosts, headers, request principals, request.* keys). */
   readonly http: boolean;
+  /** The rule looks at the peer's address (`ipBlocks`, `notIpBlocks`, `source.ip`/`remote.ip` conditions). */
+  readonly address: boolean;
   /**
    * Set when the rule's peers are exactly one selector (the common shape): the hot path then
    * checks it through the peer's selector memo without calling {@link peers}. Same meaning.
@@ -377,20 +379,27 @@ export interface CompiledRule {
 
 export function compileRule(rule: AccessRule, index: number, selectors?: SelectorTable): CompiledRule {
   let http = false;
-  const part = (items: readonly { check: Check; http: boolean }[] | undefined): Check => {
+  let address = false;
+  const part = (items: readonly { check: Check; http: boolean; address?: boolean }[] | undefined): Check => {
     if (items === undefined) return TRUE;
-    for (const i of items) http ||= i.http;
+    for (const i of items) {
+      http ||= i.http;
+      address ||= i.address === true;
+    }
     return items.length === 1 ? items[0]!.check : some(items.map((i) => i.check));
   };
   const peers = part(rule.peers?.map((p) => compilePeer(p, selectors)));
   const operations = part(rule.operations?.map(compileOperation));
   const conds = rule.when?.map(compileCondition) ?? [];
-  for (const c of conds) http ||= c.http;
+  for (const c of conds) {
+    http ||= c.http;
+    address ||= c.address;
+  }
   const only = rule.peers?.length === 1 ? rule.peers[0]! : undefined;
   const peerSelector = selectors && only?.selector && Object.keys(only).every((k) => k === 'selector' || (only as Record<string, unknown>)[k] === undefined)
     ? selectors.intern(only.selector)
     : undefined;
-  return { index, peers, operations, when: all(conds.map((c) => c.check)), http, ...(peerSelector ? { peerSelector } : {}) };
+  return { index, peers, operations, when: all(conds.map((c) => c.check)), http, address, ...(peerSelector ? { peerSelector } : {}) };
 }
 
 export interface CompiledRuntimeRule {

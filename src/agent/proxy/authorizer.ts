@@ -20,6 +20,8 @@ export interface PeerIdentity {
   readonly authenticated: boolean;
   /** Attributes of the peer pushed by the control plane (empty in static mode). */
   readonly attributes: Readonly<Record<string, string | number | boolean | readonly string[]>>;
+  /** The peer's IP address as the agent's socket sees it (inbound), for `ipBlocks` and `source.ip` rules. */
+  readonly address?: string;
 }
 
 export const UNAUTHENTICATED = 'unauthenticated';

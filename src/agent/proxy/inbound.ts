@@ -89,7 +89,7 @@ export class InboundListener {
       this.#tls.emit('connection', socket);
       return;
     }
-    const peer: PeerIdentity = { spiffeId: UNAUTHENTICATED, authenticated: false, attributes: {} };
+    const peer: PeerIdentity = { spiffeId: UNAUTHENTICATED, authenticated: false, attributes: {}, ...addressOf(socket) };
     this.#authorized(socket, peer, undefined, undefined, detected === 'h2c');
   }
 
@@ -111,7 +111,7 @@ export class InboundListener {
       socket.destroy();
       return;
     }
-    const peer: PeerIdentity = { spiffeId: check.spiffeId, authenticated: true, attributes: {} };
+    const peer: PeerIdentity = { spiffeId: check.spiffeId, authenticated: true, attributes: {}, ...addressOf(socket) };
     // Live connections keep the verifier's shared copy of the chain, not this handshake's certificate.
     this.#authorized(socket, peer, check.chain ?? cert, { spiffeId: check.spiffeId, fingerprint256: check.fingerprint256, serial: check.serial });
   }
@@ -173,4 +173,10 @@ export class InboundListener {
       durationMs,
     });
   }
+}
+
+/** The peer's address for `ipBlocks`/`source.ip` rules (absent on a socket already closed). */
+function addressOf(socket: Socket): { address?: string } {
+  const address = socket.remoteAddress;
+  return address === undefined ? {} : { address };
 }

@@ -24,7 +24,8 @@ export type RelayListenerKind = (typeof RelayListenerKind)[keyof typeof RelayLis
 /** Why the relay closed a connection (static strings from relay.c). */
 export type RelayCloseReason = 'eof' | 'idle' | 'handshake' | 'verify' | 'denied' | 'connect' | 'decision' | 'error' | 'closed';
 
-export type RelayEventHandler = (kind: RelayEventKind, conn: number, listener: number, der: Buffer | undefined, bytesIn: number, bytesOut: number, reason: RelayCloseReason | undefined, relayed: boolean) => void;
+/** `peerIp`: on Peer events of inbound connections, the caller's IP address (for `ipBlocks` rules). */
+export type RelayEventHandler = (kind: RelayEventKind, conn: number, listener: number, der: Buffer | undefined, bytesIn: number, bytesOut: number, reason: RelayCloseReason | undefined, relayed: boolean, peerIp: string | undefined) => void;
 
 export interface RelayLimits {
   readonly handshakeTimeoutMs: number;
@@ -55,7 +56,7 @@ export interface RelayAddon {
   /** Keeps the event loop alive (listeners open) or not. */
   ref(engine: RelayEngine, on: boolean): void;
   destroy(engine: RelayEngine): void;
-  /** execve(2) for the lean-runtime restart (ADR 0050); returns only by throwing (ERR_RELAY_EXEC). Absent from addons built before it. */
+  /** execve(2) for the lean-runtime restart (ADR 0073); returns only by throwing (ERR_RELAY_EXEC). Absent from addons built before it. */
   execve?(path: string, argv: readonly string[], env: readonly string[]): never;
 }
 

@@ -116,7 +116,7 @@ export class NativeL4 {
     this.#deps = deps;
     this.#logger = logger;
     const { limits } = deps;
-    this.#engine = addon.create((kind, conn, listener, der, bytesIn, bytesOut, reason) => this.#onEvent(kind, conn, listener, der, bytesIn, bytesOut, reason), {
+    this.#engine = addon.create((kind, conn, listener, der, bytesIn, bytesOut, reason, _relayed, peerIp) => this.#onEvent(kind, conn, listener, der, bytesIn, bytesOut, reason, peerIp), {
       handshakeTimeoutMs: limits.handshakeTimeoutMs,
       connectTimeoutMs: limits.connectTimeoutMs,
       idleTimeoutMs: limits.idleTimeoutMs,
@@ -180,7 +180,7 @@ export class NativeL4 {
     for (const id of [...this.#conns.keys()]) this.#onClosed(id, 0, 0, 'closed');
   }
 
-  #onEvent(kind: RelayEventKind, id: number, listener: number, der: Buffer | undefined, bytesIn: number, bytesOut: number, reason: RelayCloseReason | undefined): void {
+  #onEvent(kind: RelayEventKind, id: number, listener: number, der: Buffer | undefined, bytesIn: number, bytesOut: number, reason: RelayCloseReason | undefined, peerIp?: string): void {
     try {
       if (kind === RelayEventKind.Closed) {
         this.#onClosed(id, bytesIn, bytesOut, reason);
@@ -192,7 +192,7 @@ export class NativeL4 {
         return;
       }
       if (kind === RelayEventKind.Accepted && spec.kind === 'outbound') this.#onOutboundAccepted(id, spec);
-      else if (kind === RelayEventKind.Peer && der !== undefined) this.#onPeer(id, spec, der);
+      else if (kind === RelayEventKind.Peer && der !== undefined) this.#onPeer(id, spec, der, peerIp);
       else this.#addon.deny(this.#engine, id);
     } catch (error) {
       // A decision that throws denies (fail closed) instead of crashing the agent.
@@ -221,7 +221,7 @@ export class NativeL4 {
     this.#addon.allow(this.#engine, id, RelayEventKind.Accepted);
   }
 
-  #onPeer(id: number, spec: Spec, chainBytes: Buffer): void {
+  #onPeer(id: number, spec: Spec, chainBytes: Buffer, peerIp?: string): void {
     const { trust, authorizers, metrics, live, clock } = this.#deps;
     const direction = spec.kind;
     const chain = splitChain(chainBytes);
@@ -248,7 +248,7 @@ export class NativeL4 {
       return;
     }
     if (spec.kind === 'inbound') {
-      const ctx: ConnectionContext = { direction: 'inbound', source: { spiffeId: check.spiffeId, authenticated: true, attributes: {} }, destination: trust.spiffeId, port: spec.port };
+      const ctx: ConnectionContext = { direction: 'inbound', source: { spiffeId: check.spiffeId, authenticated: true, attributes: {}, ...(peerIp === undefined ? {} : { address: peerIp }) }, destination: trust.spiffeId, port: spec.port };
       conn.ctx = ctx;
       conn.decision = authorizers.current.authorizeConnection(ctx);
       if (!conn.decision.allow) {
