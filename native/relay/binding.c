@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "relay.h"
 #include "exec.h"
@@ -29,6 +30,8 @@ typedef struct ev_copy {
   const char *reason; /* static strings only */
   int relayed;
   char peer_ip[64]; /* "" when none */
+  int handoff_fd;   /* WR_EV_HANDOFF: owned by this copy until JavaScript takes it; else -1 */
+  char alpn[16];
 } ev_copy;
 
 #define CHECK(call)                                                  \
@@ -39,10 +42,21 @@ typedef struct ev_copy {
     }                                                                \
   } while (0)
 
+/* A handoff descriptor that cannot reach JavaScript is closed: the relay then sees EOF and
+ * closes the connection (fail closed, no leak). */
+static void drop_copy(ev_copy *c) {
+  if (c->handoff_fd >= 0) close(c->handoff_fd);
+  free(c->der);
+  free(c);
+}
+
 static void on_event(void *user, const wr_event *ev) {
   box *b = user;
   ev_copy *c = calloc(1, sizeof *c);
-  if (!c) return;
+  if (!c) {
+    if (ev->kind == WR_EV_HANDOFF) close(ev->handoff_fd);
+    return;
+  }
   c->kind = ev->kind;
   c->conn = (double)ev->conn;
   c->listener = ev->listener;
@@ -51,30 +65,28 @@ static void on_event(void *user, const wr_event *ev) {
   c->reason = ev->reason;
   c->relayed = ev->relayed;
   if (ev->peer_ip) snprintf(c->peer_ip, sizeof c->peer_ip, "%s", ev->peer_ip);
+  c->handoff_fd = ev->kind == WR_EV_HANDOFF ? ev->handoff_fd : -1;
+  if (ev->kind == WR_EV_HANDOFF && ev->alpn) snprintf(c->alpn, sizeof c->alpn, "%s", ev->alpn);
   if (ev->der && ev->der_len > 0) {
     c->der = malloc(ev->der_len);
     if (!c->der) {
-      free(c);
+      drop_copy(c);
       return;
     }
     memcpy(c->der, ev->der, ev->der_len);
     c->der_len = ev->der_len;
   }
-  if (napi_call_threadsafe_function(b->tsfn, c, napi_tsfn_nonblocking) != napi_ok) {
-    free(c->der);
-    free(c);
-  }
+  if (napi_call_threadsafe_function(b->tsfn, c, napi_tsfn_nonblocking) != napi_ok) drop_copy(c);
 }
 
 static void call_js(napi_env env, napi_value cb, void *context, void *data) {
   (void)context;
   ev_copy *c = data;
   if (env == NULL || cb == NULL) {
-    free(c->der);
-    free(c);
+    drop_copy(c);
     return;
   }
-  napi_value argv[9], undef;
+  napi_value argv[11], undef;
   napi_get_undefined(env, &undef);
   napi_create_int32(env, c->kind, &argv[0]);
   napi_create_double(env, c->conn, &argv[1]);
@@ -96,8 +108,12 @@ static void call_js(napi_env env, napi_value cb, void *context, void *data) {
   napi_get_boolean(env, c->relayed != 0, &argv[7]);
   if (c->peer_ip[0]) napi_create_string_utf8(env, c->peer_ip, NAPI_AUTO_LENGTH, &argv[8]);
   else argv[8] = undef;
+  /* From here JavaScript owns the descriptor (it must close it, also when it does not want it). */
+  if (c->handoff_fd >= 0) napi_create_int32(env, c->handoff_fd, &argv[9]);
+  else argv[9] = undef;
+  napi_create_string_utf8(env, c->alpn, NAPI_AUTO_LENGTH, &argv[10]);
   free(c);
-  napi_call_function(env, undef, cb, 9, argv, NULL);
+  napi_call_function(env, undef, cb, 11, argv, NULL);
 }
 
 static void destroy_box(box *b, int abort) {

@@ -305,6 +305,18 @@ static int alloc_buffers(conn *c) {
   return c->p2t && c->t2p ? 0 : -1;
 }
 
+/* ALPN on handoff listeners: h2, else http/1.1; plain L4 listeners answer no protocol. */
+static int select_alpn(SSL *ssl, const unsigned char **out, unsigned char *outlen, const unsigned char *in, unsigned int inlen, void *arg) {
+  (void)arg;
+  conn *c = SSL_get_app_data(ssl);
+  if (!c || c->kind != WR_INBOUND_TLS_HANDOFF) return SSL_TLSEXT_ERR_NOACK;
+  static const unsigned char ours[] = "\x02h2\x08http/1.1";
+  unsigned char *selected = NULL;
+  if (SSL_select_next_proto(&selected, outlen, ours, sizeof ours - 1, in, inlen) != OPENSSL_NPN_NEGOTIATED) return SSL_TLSEXT_ERR_NOACK;
+  *out = selected;
+  return SSL_TLSEXT_ERR_OK;
+}
+
 static void start_relay(wr_engine *e, conn *c) {
   if (alloc_buffers(c) < 0) {
     kill_conn(e, c, "error");
@@ -317,6 +329,27 @@ static void start_relay(wr_engine *e, conn *c) {
   c->plain_readable = 1;
   c->tls_readable = 1;
   pump(e, c);
+}
+
+/* Handoff listeners: the plaintext goes into a socketpair whose other end the owner takes. */
+static void start_handoff(wr_engine *e, conn *c) {
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0) {
+    kill_conn(e, c, "error");
+    return;
+  }
+  c->up.fd = sv[0];
+  const unsigned char *proto = NULL;
+  unsigned int proto_len = 0;
+  SSL_get0_alpn_selected(c->ssl, &proto, &proto_len);
+  char alpn[16] = "";
+  if (proto && proto_len < sizeof alpn) {
+    memcpy(alpn, proto, proto_len);
+    alpn[proto_len] = 0;
+  }
+  wr_event ev = {.kind = WR_EV_HANDOFF, .conn = c->id, .listener = c->listener, .handoff_fd = sv[1], .alpn = alpn};
+  emit(e, &ev);
+  start_relay(e, c);
 }
 
 static void on_connected(wr_engine *e, conn *c) {
@@ -341,7 +374,8 @@ static void begin_handshake(wr_engine *e, conn *c) {
     kill_conn(e, c, "handshake");
     return;
   }
-  if (c->kind == WR_INBOUND_TLS) SSL_set_accept_state(c->ssl);
+  SSL_set_app_data(c->ssl, c);
+  if (c->kind != WR_OUTBOUND_PLAIN) SSL_set_accept_state(c->ssl);
   else SSL_set_connect_state(c->ssl);
   c->state = ST_HANDSHAKE;
   c->deadline = e->now + e->limits.handshake_timeout_ms;
@@ -388,7 +422,7 @@ static void step_handshake(wr_engine *e, conn *c) {
     c->deadline = e->now + e->limits.decision_timeout_ms;
     set_interest(e, c->tls, 0);
     wr_event ev = {.kind = WR_EV_PEER, .conn = c->id, .listener = c->listener, .der = buf, .der_len = total,
-                   .peer_ip = c->kind == WR_INBOUND_TLS && c->peer_ip[0] ? c->peer_ip : NULL};
+                   .peer_ip = c->kind != WR_OUTBOUND_PLAIN && c->peer_ip[0] ? c->peer_ip : NULL};
     emit(e, &ev);
     free(buf);
     return;
@@ -579,7 +613,7 @@ static void on_accept(wr_engine *e, listener *l) {
     c->peer_ip[0] = 0;
     if (from.ss_family == AF_INET) inet_ntop(AF_INET, &((struct sockaddr_in *)&from)->sin_addr, c->peer_ip, sizeof c->peer_ip);
     else if (from.ss_family == AF_INET6) inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&from)->sin6_addr, c->peer_ip, sizeof c->peer_ip);
-    if (l->kind == WR_INBOUND_TLS) {
+    if (l->kind != WR_OUTBOUND_PLAIN) {
       c->tls = &c->down;
       c->plain = &c->up;
       begin_handshake(e, c);
@@ -602,6 +636,8 @@ static void do_allow(wr_engine *e, conn *c, uint32_t stage) {
   } else if (c->state == ST_WAIT_PEER && stage == WR_EV_PEER) {
     if (c->kind == WR_INBOUND_TLS) {
       if (start_connect(e, c) < 0) kill_conn(e, c, "connect");
+    } else if (c->kind == WR_INBOUND_TLS_HANDOFF) {
+      start_handoff(e, c);
     } else {
       start_relay(e, c);
     }
@@ -808,6 +844,7 @@ int wr_set_tls(wr_engine *e, uint32_t slot, int server, const char *cert_pem, co
   SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
   if (server) SSL_CTX_set_num_tickets(ctx, 0);
   SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+  if (server) SSL_CTX_set_alpn_select_cb(ctx, select_alpn, NULL);
 
   /* Own chain: leaf then intermediates. */
   bio = BIO_new_mem_buf(cert_pem, -1);
@@ -875,7 +912,7 @@ fail:
 }
 
 int wr_listen(wr_engine *e, uint32_t id, int kind, const char *host, int port, uint32_t tls_slot, const char *target_host, int target_port) {
-  if (id >= MAX_LISTENERS || tls_slot >= MAX_SLOTS || (kind != WR_INBOUND_TLS && kind != WR_OUTBOUND_PLAIN) || strlen(target_host) >= 256 || port < 0 || port > 65535 || target_port <= 0 || target_port > 65535) return -EINVAL;
+  if (id >= MAX_LISTENERS || tls_slot >= MAX_SLOTS || (kind != WR_INBOUND_TLS && kind != WR_OUTBOUND_PLAIN && kind != WR_INBOUND_TLS_HANDOFF) || strlen(target_host) >= 256 || port < 0 || port > 65535 || target_port <= 0 || target_port > 65535) return -EINVAL;
   char portstr[16];
   snprintf(portstr, sizeof portstr, "%d", port);
   struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV | AI_PASSIVE};

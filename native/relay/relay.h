@@ -21,6 +21,10 @@ enum wr_listener_kind {
   WR_INBOUND_TLS = 1,
   /* Accepts plaintext from the local app; on allow, connects to the upstream and originates mTLS. */
   WR_OUTBOUND_PLAIN = 2,
+  /* Accepts mTLS from peers (ALPN h2 / http/1.1); on allow, relays the plaintext into one end of
+   * a socketpair and hands the other end to the owner (WR_EV_HANDOFF): TLS on this thread, the
+   * HTTP layer in the owner's. */
+  WR_INBOUND_TLS_HANDOFF = 3,
 };
 
 enum wr_event_kind {
@@ -31,6 +35,9 @@ enum wr_event_kind {
   WR_EV_PEER = 2,
   /* The connection is gone (after allow or deny or failure); bytes are what was relayed. */
   WR_EV_CLOSED = 3,
+  /* WR_INBOUND_TLS_HANDOFF, after the Peer allow: handoff_fd is the owner's end of the plaintext
+   * socketpair (the owner must close it), alpn the negotiated protocol ("" if none). */
+  WR_EV_HANDOFF = 4,
 };
 
 typedef struct wr_event {
@@ -44,6 +51,8 @@ typedef struct wr_event {
   const char *reason;   /* WR_EV_CLOSED: why ("eof", "idle", "handshake", "verify", "denied", "connect", "decision", "error", "closed"); static storage */
   int relayed;          /* WR_EV_CLOSED: 1 if the connection reached the relay stage */
   const char *peer_ip;  /* WR_EV_PEER of an inbound connection: the caller's IP (text), or NULL */
+  int handoff_fd;       /* WR_EV_HANDOFF only */
+  const char *alpn;     /* WR_EV_HANDOFF only */
 } wr_event;
 
 typedef void (*wr_event_cb)(void *user, const wr_event *ev);

@@ -7,7 +7,7 @@ import type { Logger } from '../core/logging.js';
 import type { ProxyAgentConfig } from './config.js';
 import { AgentError } from './errors.js';
 import type { JwtVerifier } from './proxy/http/jwt.js';
-import { NativeL4, nativeInboundEligible, nativeOutboundEligible } from './proxy/native/l4.js';
+import { NativeL4, nativeHttpEligible, nativeInboundEligible, nativeOutboundEligible } from './proxy/native/l4.js';
 import type { OutboundDeps } from './proxy/outbound.js';
 
 export interface OpenedListeners {
@@ -33,13 +33,21 @@ async function bind(what: string, host: string, port: number, open: () => number
 
 export async function openListeners(config: Pick<ProxyAgentConfig, 'inbound' | 'outbound' | 'dataPlane' | 'workers'>, deps: OutboundDeps & { readonly jwt: JwtVerifier | undefined }, logger: Logger): Promise<OpenedListeners> {
   const out: OpenedListeners = { inbound: [], outbound: [], planes: { inbound: [], outbound: [] }, closers: [] };
-  const wantsNative = config.workers === 1 && (config.inbound.some(nativeInboundEligible) || config.outbound.some((u) => nativeOutboundEligible(u, u.listenHost)));
+  const wantsNative = config.workers === 1 && (config.inbound.some((p) => nativeInboundEligible(p) || nativeHttpEligible(p)) || config.outbound.some((u) => nativeOutboundEligible(u, u.listenHost)));
   const native = wantsNative || config.dataPlane === 'native' ? NativeL4.open(config.dataPlane, deps, logger) : undefined;
   if (native !== undefined) out.closers.push(() => native.close());
   try {
     for (const port of config.inbound) {
       if (native !== undefined && nativeInboundEligible(port)) {
         out.inbound.push(await bind('inbound port', port.host, port.port, () => native.listenInbound(port)));
+        out.planes.inbound.push('native');
+        continue;
+      }
+      if (native !== undefined && nativeHttpEligible(port)) {
+        // TLS on the relay thread, the HTTP layer here (ADR 0074).
+        const { HttpInbound } = await import('./proxy/http/inbound-http.js');
+        const http = new HttpInbound(port, deps);
+        out.inbound.push(await bind('inbound port', port.host, port.port, () => native.listenInboundHttp(port, http)));
         out.planes.inbound.push('native');
         continue;
       }

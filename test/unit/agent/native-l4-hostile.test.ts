@@ -67,7 +67,7 @@ class Raw {
     this.engine = this.addon.create((kind, conn, listener, _der, _in, _out, reason) => {
       const ev = { kind, conn, listener, reason };
       this.events.push(ev);
-      if (kind === RelayEventKind.Closed) return;
+      if (kind === RelayEventKind.Closed || kind === RelayEventKind.Handoff) return;
       const a = this.answer(ev);
       if (a === 'allow') this.addon.allow(this.engine, conn, kind);
       else if (a === 'deny') this.addon.deny(this.engine, conn);

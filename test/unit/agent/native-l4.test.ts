@@ -301,7 +301,7 @@ async function peerSerial(port: number): Promise<string> {
   return serial;
 }
 
-test('openListeners: eligible ports and upstreams go native; PERMISSIVE, HTTP, host names, dataPlane node and workers stay on Node', { skip }, async () => {
+test('openListeners: eligible ports and upstreams go native (STRICT HTTP ports with their TLS on the relay, ADR 0074); PERMISSIVE ports, host names, dataPlane node and workers stay on Node', { skip }, async () => {
   const { openListeners } = await import('../../../src/agent/listeners.js');
   const trust = new TrustState(ca.material(orders));
   const authorizers = new AuthorizerHolder(allowList([`${TD}/web`]));
@@ -314,6 +314,7 @@ test('openListeners: eligible ports and upstreams go native; PERMISSIVE, HTTP, h
     { ...inboundConfig(app.port), mode: 'PERMISSIVE' as const },
     { ...inboundConfig(app.port), protocol: 'http' as const },
     { ...inboundConfig(app.port), appHost: 'localhost' },
+    { ...inboundConfig(app.port), protocol: 'http' as const, mode: 'PERMISSIVE' as const },
   ];
   const outbound = [
     { name: 'orders', host: '127.0.0.1', port: 1, allowedIds: [`${TD}/orders`], listenHost: '127.0.0.1', listenPort: 0 },
@@ -321,7 +322,7 @@ test('openListeners: eligible ports and upstreams go native; PERMISSIVE, HTTP, h
   ];
   const auto = await openListeners({ inbound, outbound, dataPlane: 'auto', workers: 1 }, deps, logger);
   try {
-    assert.deepEqual(auto.planes, { inbound: ['native', 'node', 'node', 'node'], outbound: ['native', 'node'] });
+    assert.deepEqual(auto.planes, { inbound: ['native', 'node', 'native', 'node', 'node'], outbound: ['native', 'node'] });
     // The native inbound port really serves.
     const s = await mtlsConnect(auto.inbound[0] as number, web, ca.certPem);
     assert.equal((await roundTrip(s, 'native', 6)).data, 'native');

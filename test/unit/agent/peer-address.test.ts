@@ -61,7 +61,8 @@ function plainFrom(localAddress: string, port: number): Promise<Socket> {
 
 function mtlsFrom(localAddress: string, port: number, svid: TestSvid): Promise<TLSSocket> {
   return new Promise((resolve, reject) => {
-    const s = tlsConnect({ host: '127.0.0.1', port, localAddress, cert: svid.certPem, key: svid.keyPem, ca: ca.certPem, checkServerIdentity: () => undefined });
+    const socket = netConnect({ host: '127.0.0.1', port, localAddress });
+    const s = tlsConnect({ socket, cert: svid.certPem, key: svid.keyPem, ca: ca.certPem, checkServerIdentity: () => undefined });
     s.once('secureConnect', () => resolve(s));
     s.once('error', reject);
   });

@@ -15,17 +15,22 @@ export const RelayEventKind = Object.freeze({
   Peer: 2,
   /** The connection is gone; bytes are what it relayed. */
   Closed: 3,
+  /** InboundTlsHandoff, after the Peer allow: `fd` is this side's end of the plaintext socketpair (JavaScript must close it), `alpn` the negotiated protocol. */
+  Handoff: 4,
 } as const);
 export type RelayEventKind = (typeof RelayEventKind)[keyof typeof RelayEventKind];
 
-export const RelayListenerKind = Object.freeze({ InboundTls: 1, OutboundPlain: 2 } as const);
+export const RelayListenerKind = Object.freeze({ InboundTls: 1, OutboundPlain: 2, InboundTlsHandoff: 3 } as const);
 export type RelayListenerKind = (typeof RelayListenerKind)[keyof typeof RelayListenerKind];
 
 /** Why the relay closed a connection (static strings from relay.c). */
 export type RelayCloseReason = 'eof' | 'idle' | 'handshake' | 'verify' | 'denied' | 'connect' | 'decision' | 'error' | 'closed';
 
-/** `peerIp`: on Peer events of inbound connections, the caller's IP address (for `ipBlocks` rules). */
-export type RelayEventHandler = (kind: RelayEventKind, conn: number, listener: number, der: Buffer | undefined, bytesIn: number, bytesOut: number, reason: RelayCloseReason | undefined, relayed: boolean, peerIp: string | undefined) => void;
+/**
+ * `peerIp`: on Peer events of inbound connections, the caller's IP address (for `ipBlocks` rules).
+ * `fd`, `alpn`: on Handoff events, the plaintext socketpair end (owned by the handler) and the ALPN protocol.
+ */
+export type RelayEventHandler = (kind: RelayEventKind, conn: number, listener: number, der: Buffer | undefined, bytesIn: number, bytesOut: number, reason: RelayCloseReason | undefined, relayed: boolean, peerIp: string | undefined, fd: number | undefined, alpn: string) => void;
 
 export interface RelayLimits {
   readonly handshakeTimeoutMs: number;

@@ -18,7 +18,10 @@
 import { isIP } from 'node:net';
 import type { Logger } from '../../../core/logging.js';
 import type { PeerCertificateLike } from '../../../pki/svid-verify.js';
+import { closeSync } from 'node:fs';
+import { Socket } from 'node:net';
 import { AgentError } from '../../errors.js';
+import type { VerifiedConnection } from '../http/verified.js';
 import { UNAUTHENTICATED, type ConnectionContext, type Decision } from '../authorizer.js';
 import type { InboundPortConfig } from '../inbound-config.js';
 import type { LiveConnection } from '../live-connections.js';
@@ -29,10 +32,18 @@ import { RelayEventKind, RelayListenerKind, loadRelayAddon, type RelayAddon, typ
 const SLOT_SERVER = 0;
 const SLOT_CLIENT = 1;
 
+/** The HTTP layer an L7 port hands its plaintext connections to (HttpInbound). */
+export interface HttpHandoffTarget {
+  accept(socket: Socket, verified: VerifiedConnection, h2c?: boolean): void;
+  close(): Promise<void>;
+}
+
 interface InboundSpec {
   readonly kind: 'inbound';
   readonly config: InboundPortConfig;
   port: number;
+  /** L7 ports (ADR 0074): TLS ends on the relay, the plaintext goes to this HTTP layer. */
+  readonly http?: HttpHandoffTarget;
 }
 
 interface OutboundSpec {
@@ -51,9 +62,21 @@ interface Conn {
   started: number;
   /** Set when a decision already recorded this connection's outcome. */
   recorded: boolean;
+  /** L7 ports: the verified peer, for the HTTP layer. */
+  peer?: { readonly spiffeId: string; readonly fingerprint256: string; readonly serial: string };
+  /** L7 ports: this side of the plaintext socketpair, once handed over. */
+  socket?: Socket;
 }
 
 export type NativeL4Mode = 'auto' | 'native' | 'node';
+
+/**
+ * Whether an HTTP inbound port can terminate its TLS on the relay (ADR 0074): STRICT mTLS and an
+ * IP-literal listen host. The HTTP layer stays in TypeScript and reaches the app itself.
+ */
+export function nativeHttpEligible(config: InboundPortConfig): boolean {
+  return config.mode === 'STRICT' && config.protocol === 'http' && isIP(config.host) !== 0;
+}
 
 /** Whether an inbound port can run on the native relay: STRICT mTLS, raw TCP, app at an IP literal. */
 export function nativeInboundEligible(config: InboundPortConfig): boolean {
@@ -116,7 +139,10 @@ export class NativeL4 {
     this.#deps = deps;
     this.#logger = logger;
     const { limits } = deps;
-    this.#engine = addon.create((kind, conn, listener, der, bytesIn, bytesOut, reason, _relayed, peerIp) => this.#onEvent(kind, conn, listener, der, bytesIn, bytesOut, reason, peerIp), {
+    this.#engine = addon.create((kind, conn, listener, der, bytesIn, bytesOut, reason, _relayed, peerIp, fd, alpn) => {
+      if (kind === RelayEventKind.Handoff) this.#onHandoff(conn, fd, alpn);
+      else this.#onEvent(kind, conn, listener, der, bytesIn, bytesOut, reason, peerIp);
+    }, {
       handshakeTimeoutMs: limits.handshakeTimeoutMs,
       connectTimeoutMs: limits.connectTimeoutMs,
       idleTimeoutMs: limits.idleTimeoutMs,
@@ -150,6 +176,18 @@ export class NativeL4 {
     return port;
   }
 
+  /**
+   * Opens a STRICT HTTP inbound port whose TLS ends on the relay (ALPN h2 / http/1.1); each
+   * allowed connection's plaintext is handed to `http` over a socketpair. Returns the bound port.
+   */
+  listenInboundHttp(config: InboundPortConfig, http: HttpHandoffTarget): number {
+    const id = this.#nextListener++;
+    const port = this.#addon.listen(this.#engine, id, RelayListenerKind.InboundTlsHandoff, config.host, config.port, SLOT_SERVER, '127.0.0.1', 1);
+    this.#specs.set(id, { kind: 'inbound', config, port, http });
+    this.#addon.ref(this.#engine, true);
+    return port;
+  }
+
   /** Opens an outbound upstream listener on the relay; returns the bound port. */
   listenOutbound(service: UpstreamService, listenPort: number, listenHost: string): number {
     const id = this.#nextListener++;
@@ -173,6 +211,7 @@ export class NativeL4 {
     for (const id of this.#conns.keys()) this.#addon.close(this.#engine, id);
     const deadline = Date.now() + 1000;
     while (this.#conns.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    for (const spec of this.#specs.values()) if (spec.kind === 'inbound' && spec.http !== undefined) await spec.http.close();
     this.#addon.ref(this.#engine, false);
     this.#addon.destroy(this.#engine);
     // The relay sends no events once destroyed: whatever did not report its close in time was
@@ -263,11 +302,48 @@ export class NativeL4 {
     const ctx = conn.ctx as ConnectionContext;
     // The verifier's shared copy of the chain, so this handshake's buffer can die young.
     const kept = check.chain ?? chain;
-    const liveConn: LiveConnection = { ctx, cert: kept, chain: kept, serial: check.serial, l7: false, epoch: 0, close: () => this.#addon.close(this.#engine, id) };
+    const l7 = spec.kind === 'inbound' && spec.http !== undefined;
+    if (l7) conn.peer = { spiffeId: check.spiffeId, fingerprint256: check.fingerprint256, serial: check.serial };
+    const owner = conn;
+    const liveConn: LiveConnection = {
+      ctx, cert: kept, chain: kept, serial: check.serial, l7, epoch: 0,
+      close: () => {
+        owner.socket?.destroy();
+        this.#addon.close(this.#engine, id);
+      },
+    };
     conn.live = liveConn;
     conn.started = clock.now();
     live.add(liveConn);
     this.#addon.allow(this.#engine, id, RelayEventKind.Peer);
+  }
+
+  /**
+   * An allowed L7 connection's plaintext end: wrapped as a socket and given to the HTTP layer.
+   * A descriptor nobody is waiting for is closed (the relay then closes the connection).
+   */
+  #onHandoff(id: number, fd: number | undefined, alpn: string): void {
+    if (fd === undefined) return;
+    const conn = this.#conns.get(id);
+    const spec = conn?.spec;
+    if (conn === undefined || conn.live === undefined || conn.peer === undefined || spec?.kind !== 'inbound' || spec.http === undefined || this.#closed) {
+      closeSync(fd);
+      this.#addon.close(this.#engine, id);
+      return;
+    }
+    let socket: Socket;
+    try {
+      socket = new Socket({ fd, readable: true, writable: true });
+    } catch (error) {
+      closeSync(fd);
+      this.#addon.close(this.#engine, id);
+      this.#logger.error({ code: 'ERR_AGENT_INTERNAL', err: (error as Error).message }, 'native data plane could not hand a connection to the HTTP layer');
+      return;
+    }
+    // What a TLSSocket would say: the HTTP layer routes h2 by it.
+    Object.defineProperty(socket, 'alpnProtocol', { value: alpn === '' ? false : alpn });
+    conn.socket = socket;
+    spec.http.accept(socket, { ctx: conn.ctx as ConnectionContext, live: conn.live, spiffeId: conn.peer.spiffeId, fingerprint256: conn.peer.fingerprint256, serial: conn.peer.serial });
   }
 
   /** A peer refused after the handshake: counted, recorded with its reason, closed. */
@@ -291,6 +367,7 @@ export class NativeL4 {
       return;
     }
     const direction = conn.spec.kind;
+    conn.socket?.destroy();
     if (conn.live !== undefined) {
       live.delete(conn.live);
       metrics.activeConnections.labels(direction).dec();
