@@ -1,5 +1,5 @@
 /*
- * execve(2) for the agent's lean-runtime restart (ADR 0050): Node 20 has no process.execve, and
+ * execve(2) for the agent's lean-runtime restart (ADR 0073): Node 20 has no process.execve, and
  * the V8 heap flags and glibc's arena limit that keep a sidecar small can only be set when a
  * process starts. Replacing the process image keeps the PID, the open descriptors without
  * FD_CLOEXEC (stdio, which Node marks close-on-exec and this clears; inherited listeners) and the parent/child relationship, which a spawned

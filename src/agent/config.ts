@@ -40,7 +40,7 @@ export interface ProxyAgentConfig {
    */
   readonly dataPlane: 'auto' | 'native' | 'node';
   /**
-   * The Node/V8 runtime the agent process runs on (ADR 0050): `lean` (default) restarts the
+   * The Node/V8 runtime the agent process runs on (ADR 0073): `lean` (default) restarts the
    * process once, in place, with a small V8 young generation, no V8 background threads and one
    * glibc malloc arena; `default` keeps Node's defaults.
    */

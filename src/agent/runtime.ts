@@ -1,5 +1,5 @@
 /**
- * The agent's lean runtime (ADR 0050). A sidecar's memory is mostly Node's and V8's defaults,
+ * The agent's lean runtime (ADR 0073). A sidecar's memory is mostly Node's and V8's defaults,
  * which are tuned for throughput on big machines: a young generation that grows to 3 × 16 MiB
  * under load, V8 background threads, and one glibc malloc arena per thread. None of these can
  * be changed once the process runs, so `runtime: lean` (the default) restarts the agent once,

@@ -18,7 +18,7 @@ export interface CliContext {
   exitCode: number;
   /** Resolves when a long-running command (server, agent, demo) should stop. */
   readonly signal: AbortSignal;
-  /** True when this CLI is the process's entry point (bin/ward.js), so a command may replace the process (the agent's lean runtime, ADR 0050); tests running `main()` in-process leave it unset. */
+  /** True when this CLI is the process's entry point (bin/ward.js), so a command may replace the process (the agent's lean runtime, ADR 0073); tests running `main()` in-process leave it unset. */
   readonly ownsProcess?: boolean;
 }
 

@@ -6,7 +6,7 @@
 import { createRequire } from 'node:module';
 import type * as Zlib from 'node:zlib';
 
-// node:zlib only once a record is written or read: an agent without an event spool never loads it (ADR 0050).
+// node:zlib only once a record is written or read: an agent without an event spool never loads it (ADR 0073).
 let zlibCrc32: ((data: Uint8Array) => number) | undefined;
 const crc32 = (data: Uint8Array): number => (zlibCrc32 ??= (createRequire(import.meta.url)('node:zlib') as typeof Zlib).crc32)(data);
 

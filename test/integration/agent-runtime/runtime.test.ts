@@ -1,4 +1,4 @@
-// The agent's lean runtime (ADR 0050) with real processes: `ward agent` restarts itself in place
+// The agent's lean runtime (ADR 0073) with real processes: `ward agent` restarts itself in place
 // (same PID, stdout pipe and signals still working) with the lean node flags and malloc setting;
 // `--runtime default` does not; `ward agent run` gives the app an environment without what the
 // restart added and exits with the app's code. Plus the addon's execve refusing bad input.

@@ -1,4 +1,4 @@
-// The lean-runtime restart plan (ADR 0050): pure decisions; the real restart is tested with real
+// The lean-runtime restart plan (ADR 0073): pure decisions; the real restart is tested with real
 // processes in test/integration/agent-runtime.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';

@@ -1,6 +1,6 @@
 /**
  * node:http2, loaded on first use. An agent whose callers and apps speak HTTP/1.1 never loads
- * it, which saves ≈ 1.2 MB of heap and code pages per sidecar (ADR 0050); the first h2/h2c
+ * it, which saves ≈ 1.2 MB of heap and code pages per sidecar (ADR 0073); the first h2/h2c
  * connection pays a one-off load of a few milliseconds.
  */
 import { createRequire } from 'node:module';

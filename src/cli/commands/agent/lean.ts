@@ -1,5 +1,5 @@
 /**
- * The agent's lean-runtime restart (ADR 0050, src/agent/runtime.ts), done once the
+ * The agent's lean-runtime restart (ADR 0073, src/agent/runtime.ts), done once the
  * configuration is known and before anything is bound, read from a server or started.
  */
 import type { CliContext } from '../../context.js';

@@ -62,7 +62,7 @@ export function addAgentOptions(cmd: Command): Command {
     .option('--reload-interval <duration>', 'reloadInterval: how often files are checked for changes')
     .option('--workers <n>', 'workers: processes sharing the listening ports')
     .option('--data-plane <auto|native|node>', 'dataPlane: where L4 bytes and TLS run (native relay thread or Node streams)')
-    .option('--runtime <lean|default>', 'runtime: lean restarts the process once with small-footprint Node/V8 settings (ADR 0050)')
+    .option('--runtime <lean|default>', 'runtime: lean restarts the process once with small-footprint Node/V8 settings (ADR 0073)')
     .option('--log-level <level>', 'logLevel');
 }
 
