@@ -1,7 +1,8 @@
-// Hostile bytes at the native relay's TLS port (ADR 0049): random streams and mutated real
-// ClientHellos (bit flips, truncation, duplication, absurd record lengths), sent whole or in
-// pieces, then closed or held. None may reach the app, none may crash the relay, and a real
-// peer must still be served afterwards.
+// Hostile bytes at the native relay's TLS ports (ADR 0049, 0074): random streams and mutated
+// real ClientHellos, with and without ALPN (bit flips, truncation, duplication, absurd record
+// lengths), sent whole or in pieces, then closed or held, to an L4 port and to an HTTP port whose
+// TLS ends on the relay. None may reach the app or the HTTP layer, none may crash the relay, and
+// real peers must still be served afterwards.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect as netConnect, createServer, type Server } from 'node:net';
@@ -29,7 +30,25 @@ let appConnections = 0;
 let plane: NativeL4 | undefined;
 let live: LiveConnections;
 let port = 0;
+let httpPort = 0;
+let handoffs = 0;
 let clientHello: Buffer = Buffer.alloc(0);
+let alpnHello: Buffer = Buffer.alloc(0);
+
+/** The first flight of Node's TLS client, as the base for mutations. */
+function captureHello(alpn?: string[]): Promise<Buffer> {
+  return new Promise<Buffer>((resolve) => {
+    const sink = createServer((s) => s.once('data', (b: Buffer) => {
+      resolve(b);
+      s.destroy();
+      sink.close();
+    }));
+    sink.listen(0, '127.0.0.1', () => {
+      const c = tlsConnect({ port: (sink.address() as { port: number }).port, host: '127.0.0.1', rejectUnauthorized: false, ALPNProtocols: alpn });
+      c.on('error', () => undefined);
+    });
+  });
+}
 
 before(async () => {
   if (!addon.ok) return;
@@ -45,18 +64,16 @@ before(async () => {
   live = new LiveConnections(authorizers, trust);
   plane = NativeL4.open('native', { trust, authorizers, live, metrics: new AgentMetrics(), clock: systemClock, events: { record: () => undefined }, limits: { ...DEFAULT_LIMITS, handshakeTimeoutMs: 500 } }, createLogger({ name: 'test', level: 'silent' }));
   port = plane!.listenInbound({ port: 0, host: '127.0.0.1', mode: 'STRICT', protocol: 'tcp', appHost: '127.0.0.1', appPort: (app.address() as { port: number }).port, appProtocol: 'http1' });
-  // A real ClientHello, captured from Node's TLS client, as the base for mutations.
-  clientHello = await new Promise<Buffer>((resolve) => {
-    const sink = createServer((s) => s.once('data', (b: Buffer) => {
-      resolve(b);
-      s.destroy();
-      sink.close();
-    }));
-    sink.listen(0, '127.0.0.1', () => {
-      const c = tlsConnect({ port: (sink.address() as { port: number }).port, host: '127.0.0.1', rejectUnauthorized: false });
-      c.on('error', () => undefined);
-    });
+  // The HTTP layer's stand-in: counts what the relay hands over and closes it.
+  httpPort = plane!.listenInboundHttp({ port: 0, host: '127.0.0.1', mode: 'STRICT', protocol: 'http', appHost: '127.0.0.1', appPort: 1, appProtocol: 'http1' }, {
+    accept: (socket) => {
+      handoffs += 1;
+      socket.end('handed');
+    },
+    close: () => Promise.resolve(),
   });
+  clientHello = await captureHello();
+  alpnHello = await captureHello(['h2', 'http/1.1']);
 });
 
 after(async () => {
@@ -68,22 +85,23 @@ after(async () => {
   ca.cleanup();
 });
 
+const hello = (): fc.Arbitrary<Buffer> => fc.boolean().map((alpn) => (alpn ? alpnHello : clientHello));
 const mutated = fc.oneof(
   fc.uint8Array({ minLength: 1, maxLength: 4096 }).map((a) => Buffer.from(a)),
-  fc.tuple(fc.nat(), fc.integer({ min: 0, max: 7 })).map(([at, bit]) => {
-    const b = Buffer.from(clientHello);
+  fc.tuple(hello(), fc.nat(), fc.integer({ min: 0, max: 7 })).map(([h, at, bit]) => {
+    const b = Buffer.from(h);
     b[at % b.length] = (b[at % b.length] as number) ^ (1 << bit);
     return b;
   }),
-  fc.nat().map((n) => clientHello.subarray(0, n % clientHello.length)),
-  fc.integer({ min: 2, max: 4 }).map((k) => Buffer.concat(Array.from({ length: k }, () => clientHello))),
-  fc.integer({ min: 0, max: 0xffff }).map((len) => Buffer.concat([Buffer.from([0x16, 0x03, 0x01, len >> 8, len & 0xff]), clientHello.subarray(5)])),
-  fc.uint8Array({ minLength: 1, maxLength: 512 }).map((a) => Buffer.concat([clientHello, Buffer.from(a)])),
+  fc.tuple(hello(), fc.nat()).map(([h, n]) => h.subarray(0, n % h.length)),
+  fc.tuple(hello(), fc.integer({ min: 2, max: 4 })).map(([h, k]) => Buffer.concat(Array.from({ length: k }, () => h))),
+  fc.tuple(hello(), fc.integer({ min: 0, max: 0xffff })).map(([h, len]) => Buffer.concat([Buffer.from([0x16, 0x03, 0x01, len >> 8, len & 0xff]), h.subarray(5)])),
+  fc.tuple(hello(), fc.uint8Array({ minLength: 1, maxLength: 512 })).map(([h, a]) => Buffer.concat([h, Buffer.from(a)])),
 );
 
-function send(bytes: Buffer, pieces: number, hold: boolean): Promise<void> {
+function send(to: number, bytes: Buffer, pieces: number, hold: boolean): Promise<void> {
   return new Promise((resolve) => {
-    const s = netConnect(port, '127.0.0.1');
+    const s = netConnect(to, '127.0.0.1');
     s.on('error', () => undefined);
     s.resume(); // read (and drop) the relay's alerts so its close is seen
     const done = (): void => {
@@ -101,13 +119,20 @@ function send(bytes: Buffer, pieces: number, hold: boolean): Promise<void> {
   });
 }
 
-test('native relay: hostile bytes never reach the app nor stop the relay', { skip }, async () => {
-  await fc.assert(fc.asyncProperty(mutated, fc.integer({ min: 1, max: 8 }), fc.boolean(), async (bytes, pieces, hold) => {
-    await send(bytes, pieces, hold);
-  }), { numRuns: 150 });
+test('native relay: hostile bytes never reach the app or the HTTP layer nor stop the relay', { skip }, async () => {
+  await fc.assert(fc.asyncProperty(mutated, fc.integer({ min: 1, max: 8 }), fc.boolean(), fc.boolean(), async (bytes, pieces, hold, http) => {
+    await send(http ? httpPort : port, bytes, pieces, hold);
+  }), { numRuns: 200 });
   assert.equal(appConnections, 0, 'no garbage reached the app');
-  const peer = await mtlsConnect(port, ca.issue([`${TD}/web`]), ca.certPem);
+  assert.equal(handoffs, 0, 'no garbage was handed to the HTTP layer');
+  const peer = await mtlsConnect(port, ca.issue([`${TD}/web`]), ca.certPem, ['h2', 'http/1.1']);
+  assert.equal(peer.alpnProtocol, false, 'an L4 port negotiates no ALPN');
   assert.equal((await roundTrip(peer, 'still here', 10)).data, 'still here');
   peer.destroy();
   assert.equal(appConnections, 1);
+  const l7 = await mtlsConnect(httpPort, ca.issue([`${TD}/web`]), ca.certPem, ['h2', 'http/1.1']);
+  assert.equal(l7.alpnProtocol, 'h2', 'the relay negotiated ALPN on the HTTP port');
+  assert.equal((await roundTrip(l7, '', 6)).data, 'handed');
+  l7.destroy();
+  assert.equal(handoffs, 1);
 });
