@@ -15,11 +15,10 @@
  * ones, so revocation and policy changes close them; rotation installs the new SVID for later
  * handshakes (live connections keep theirs, as with Node's TLS).
  */
-import { isIP } from 'node:net';
+import { closeSync } from 'node:fs';
+import { isIP, Socket } from 'node:net';
 import type { Logger } from '../../../core/logging.js';
 import type { PeerCertificateLike } from '../../../pki/svid-verify.js';
-import { closeSync } from 'node:fs';
-import { Socket } from 'node:net';
 import { AgentError } from '../../errors.js';
 import type { VerifiedConnection } from '../http/verified.js';
 import { UNAUTHENTICATED, type ConnectionContext, type Decision } from '../authorizer.js';
@@ -265,8 +264,7 @@ export class NativeL4 {
     const direction = spec.kind;
     const chain = splitChain(chainBytes);
     // DER only: no X509Certificate per connection (see PeerVerifier.verify).
-    const cert = chain;
-    const check = trust.checkPeer(cert, chain);
+    const check = trust.checkPeer(chain, chain);
     let conn = this.#conns.get(id);
     if (conn === undefined) {
       conn = { spec, ctx: undefined, decision: undefined, live: undefined, started: 0, recorded: false };
