@@ -65,6 +65,8 @@ interface Conn {
   peer?: { readonly spiffeId: string; readonly fingerprint256: string; readonly serial: string };
   /** L7 ports: this side of the plaintext socketpair, once handed over. */
   socket?: Socket;
+  /** Closed from JavaScript (policy, shutdown, JWT expiry): a Handoff still queued is refused. */
+  closing?: boolean;
 }
 
 export type NativeL4Mode = 'auto' | 'native' | 'node';
@@ -306,6 +308,7 @@ export class NativeL4 {
     const liveConn: LiveConnection = {
       ctx, cert: kept, chain: kept, serial: check.serial, l7, epoch: 0,
       close: () => {
+        owner.closing = true;
         owner.socket?.destroy();
         this.#addon.close(this.#engine, id);
       },
@@ -324,24 +327,25 @@ export class NativeL4 {
     if (fd === undefined) return;
     const conn = this.#conns.get(id);
     const spec = conn?.spec;
-    if (conn === undefined || conn.live === undefined || conn.peer === undefined || spec?.kind !== 'inbound' || spec.http === undefined || this.#closed) {
+    if (conn === undefined || conn.live === undefined || conn.peer === undefined || conn.closing === true || spec?.kind !== 'inbound' || spec.http === undefined || this.#closed) {
       closeSync(fd);
       this.#addon.close(this.#engine, id);
       return;
     }
-    let socket: Socket;
+    let socket: Socket | undefined;
     try {
       socket = new Socket({ fd, readable: true, writable: true });
+      // What a TLSSocket would say: the HTTP layer routes h2 by it.
+      Object.defineProperty(socket, 'alpnProtocol', { value: alpn === '' ? false : alpn });
+      conn.socket = socket;
+      spec.http.accept(socket, { ctx: conn.ctx as ConnectionContext, live: conn.live, spiffeId: conn.peer.spiffeId, fingerprint256: conn.peer.fingerprint256, serial: conn.peer.serial });
     } catch (error) {
-      closeSync(fd);
+      // Fail closed: the connection ends, the agent does not.
+      if (socket === undefined) closeSync(fd);
+      else socket.destroy();
       this.#addon.close(this.#engine, id);
       this.#logger.error({ code: 'ERR_AGENT_INTERNAL', err: (error as Error).message }, 'native data plane could not hand a connection to the HTTP layer');
-      return;
     }
-    // What a TLSSocket would say: the HTTP layer routes h2 by it.
-    Object.defineProperty(socket, 'alpnProtocol', { value: alpn === '' ? false : alpn });
-    conn.socket = socket;
-    spec.http.accept(socket, { ctx: conn.ctx as ConnectionContext, live: conn.live, spiffeId: conn.peer.spiffeId, fingerprint256: conn.peer.fingerprint256, serial: conn.peer.serial });
   }
 
   /** A peer refused after the handshake: counted, recorded with its reason, closed. */
