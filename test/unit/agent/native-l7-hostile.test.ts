@@ -151,6 +151,16 @@ async function openL7(limits: ProxyLimits = DEFAULT_LIMITS, dataPlane: 'native' 
 }
 
 /** NativeL4 with a recording HTTP target instead of HttpInbound: sees exactly what is handed over. */
+/** One handed-over connection first (lazy allocations done), then the descriptor count to compare with. */
+async function warmBaseline(r: ReturnType<typeof openRaw>): Promise<number> {
+  const warm = await mtlsConnect(r.port, web, ca.certPem);
+  assert.ok(await until(() => r.accepted.length === 1));
+  warm.destroy();
+  await until(() => r.native.connections === 0);
+  await sleep(50);
+  return fds();
+}
+
 function openRaw(liveHook?: (live: LiveConnections) => LiveConnections) {
   const { deps, trust, live, authorizers } = makeDeps(DEFAULT_LIMITS, liveHook);
   const native = NativeL4.open('native', deps, createLogger({ name: 'test', level: 'silent' }));
@@ -372,12 +382,7 @@ test('a connection closed by JavaScript (LiveConnection.close: shutdown closeAll
 test('a connection closed by JavaScript after the handoff: the socket handed over is destroyed and its descriptor closed; the client sees the close', { skip }, async () => {
   const r = openRaw();
   try {
-    const warm = await mtlsConnect(r.port, web, ca.certPem);
-    assert.ok(await until(() => r.accepted.length === 1));
-    warm.destroy();
-    await until(() => r.native.connections === 0);
-    await sleep(50);
-    const before = fds();
+    const before = await warmBaseline(r);
     for (let i = 0; i < 20; i++) {
       const s = await mtlsConnect(r.port, web, ca.certPem);
       s.on('error', () => undefined);
@@ -397,12 +402,7 @@ test('a connection closed by JavaScript after the handoff: the socket handed ove
 test('the HTTP layer destroying its socket while the client is still sending: the relay closes the connection; no descriptor is left', { skip }, async () => {
   const r = openRaw();
   try {
-    const warm = await mtlsConnect(r.port, web, ca.certPem);
-    assert.ok(await until(() => r.accepted.length === 1));
-    warm.destroy();
-    await until(() => r.native.connections === 0);
-    await sleep(50);
-    const before = fds();
+    const before = await warmBaseline(r);
     for (let i = 0; i < 10; i++) {
       const s = await mtlsConnect(r.port, web, ca.certPem);
       s.on('error', () => undefined);
