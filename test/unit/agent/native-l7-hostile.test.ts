@@ -11,6 +11,7 @@ import type { TLSSocket } from 'node:tls';
 import { createTestCa, type TestCa, type TestSvid } from './support/pki.js';
 import { mtlsConnect, roundTrip, waitClose } from './support/net.js';
 import { policyAuthorizer } from './support/policy.js';
+import { openHttpPort, type L7Port } from './support/l7-port.js';
 import { AuthorizerHolder } from '../../../src/agent/proxy/authorizer.js';
 import { TrustState } from '../../../src/agent/proxy/trust.js';
 import { LiveConnections, type LiveConnection } from '../../../src/agent/proxy/live-connections.js';
@@ -21,7 +22,6 @@ import { createLogger } from '../../../src/core/logging.js';
 import { loadRelayAddon } from '../../../src/agent/proxy/native/addon.js';
 import { NativeL4 } from '../../../src/agent/proxy/native/l4.js';
 import type { VerifiedConnection } from '../../../src/agent/proxy/http/verified.js';
-import type { AgentEvent } from '../../../src/agent/events.js';
 import type { InboundPortConfig } from '../../../src/agent/proxy/inbound-config.js';
 
 const TD = 'spiffe://example.org';
@@ -111,46 +111,22 @@ async function until(cond: () => boolean, ms = 3000): Promise<boolean> {
   return cond();
 }
 
-function makeDeps(limits: ProxyLimits = DEFAULT_LIMITS, liveHook?: (live: LiveConnections) => LiveConnections) {
+function makeDeps(liveHook?: (live: LiveConnections) => LiveConnections) {
   const trust = new TrustState(ca.material(orders));
   const authorizers = new AuthorizerHolder(policyAuthorizer(POLICY));
   const metrics = new AgentMetrics();
   const base = new LiveConnections(authorizers, trust, () => metrics.closedByPolicy.inc());
   const live = liveHook === undefined ? base : liveHook(base);
-  const events: AgentEvent[] = [];
-  const deps = { trust, authorizers, live, metrics, clock: systemClock, events: { record: (e: AgentEvent) => void events.push(e) }, limits, jwt: undefined };
-  return { deps, trust, authorizers, live: base, events };
+  const deps = { trust, authorizers, live, metrics, clock: systemClock, events: { record: () => undefined }, limits: DEFAULT_LIMITS, jwt: undefined };
+  return { deps, trust, authorizers, live: base };
 }
 
 const portConfig = (): InboundPortConfig => ({ port: 0, host: '127.0.0.1', mode: 'STRICT', protocol: 'http', appHost: '127.0.0.1', appPort: app.port, appProtocol: 'http1' });
 
-interface L7 {
-  readonly port: number;
-  readonly trust: TrustState;
-  readonly live: LiveConnections;
-  readonly events: AgentEvent[];
-  readonly planes: readonly string[];
-  close(): Promise<void>;
-}
-
 /** The agent's real wiring (openListeners → NativeL4.listenInboundHttp → HttpInbound). */
-async function openL7(limits: ProxyLimits = DEFAULT_LIMITS, dataPlane: 'native' | 'node' = 'native'): Promise<L7> {
-  const { openListeners } = await import('../../../src/agent/listeners.js');
-  const { deps, trust, authorizers, live, events } = makeDeps(limits);
-  const opened = await openListeners({ inbound: [portConfig()], outbound: [], dataPlane, workers: 1 }, deps, createLogger({ name: 'test', level: 'silent' }));
-  const port = opened.inbound[0] as number;
-  authorizers.set(policyAuthorizer(POLICY, 'v1', { httpPorts: [port] }));
-  return {
-    port, trust, live, events, planes: opened.planes.inbound,
-    async close() {
-      live.closeAll('shutdown');
-      live.dispose();
-      for (const close of opened.closers.reverse()) await close();
-    },
-  };
-}
+const openL7 = (limits: ProxyLimits = DEFAULT_LIMITS, dataPlane: 'native' | 'node' = 'native'): Promise<L7Port> =>
+  openHttpPort({ material: ca.material(orders), policy: POLICY, appPort: app.port, limits, dataPlane });
 
-/** NativeL4 with a recording HTTP target instead of HttpInbound: sees exactly what is handed over. */
 /** One handed-over connection first (lazy allocations done), then the descriptor count to compare with. */
 async function warmBaseline(r: ReturnType<typeof openRaw>): Promise<number> {
   const warm = await mtlsConnect(r.port, web, ca.certPem);
@@ -161,8 +137,9 @@ async function warmBaseline(r: ReturnType<typeof openRaw>): Promise<number> {
   return fds();
 }
 
+/** NativeL4 with a recording HTTP target instead of HttpInbound: sees exactly what is handed over. */
 function openRaw(liveHook?: (live: LiveConnections) => LiveConnections) {
-  const { deps, trust, live, authorizers } = makeDeps(DEFAULT_LIMITS, liveHook);
+  const { deps, trust, live, authorizers } = makeDeps(liveHook);
   const native = NativeL4.open('native', deps, createLogger({ name: 'test', level: 'silent' }));
   assert.ok(native !== undefined);
   const accepted: { socket: Socket; verified: VerifiedConnection; at: number }[] = [];

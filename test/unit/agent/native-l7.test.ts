@@ -7,17 +7,8 @@ import { readdirSync } from 'node:fs';
 import { connect as h2connect } from 'node:http2';
 import { createTestCa, type TestCa, type TestSvid } from './support/pki.js';
 import { mtlsConnect, roundTrip, startHttpApp, waitClose } from './support/net.js';
-import { policyAuthorizer } from './support/policy.js';
-import { AuthorizerHolder } from '../../../src/agent/proxy/authorizer.js';
-import { TrustState } from '../../../src/agent/proxy/trust.js';
-import { LiveConnections } from '../../../src/agent/proxy/live-connections.js';
-import { AgentMetrics } from '../../../src/agent/metrics.js';
-import { DEFAULT_LIMITS } from '../../../src/agent/proxy/limits.js';
-import { systemClock } from '../../../src/core/clock.js';
-import { createLogger } from '../../../src/core/logging.js';
+import { openHttpPort, type L7Port } from './support/l7-port.js';
 import { loadRelayAddon } from '../../../src/agent/proxy/native/addon.js';
-import type { AgentEvent } from '../../../src/agent/events.js';
-import type { InboundPortConfig } from '../../../src/agent/proxy/inbound-config.js';
 
 const TD = 'spiffe://example.org';
 const load = loadRelayAddon();
@@ -52,39 +43,7 @@ after(async () => {
   ca.cleanup();
 });
 
-interface L7 {
-  readonly port: number;
-  readonly trust: TrustState;
-  readonly live: LiveConnections;
-  readonly events: AgentEvent[];
-  readonly planes: readonly string[];
-  readonly connections: () => number;
-  close(): Promise<void>;
-}
-
-async function openL7(): Promise<L7> {
-  const { openListeners } = await import('../../../src/agent/listeners.js');
-  const trust = new TrustState(ca.material(orders));
-  const authorizers = new AuthorizerHolder(policyAuthorizer(POLICY));
-  const metrics = new AgentMetrics();
-  const live = new LiveConnections(authorizers, trust, () => metrics.closedByPolicy.inc());
-  const events: AgentEvent[] = [];
-  const deps = { trust, authorizers, live, metrics, clock: systemClock, events: { record: (e: AgentEvent) => void events.push(e) }, limits: DEFAULT_LIMITS, jwt: undefined };
-  const config: InboundPortConfig = { port: 0, host: '127.0.0.1', mode: 'STRICT', protocol: 'http', appHost: '127.0.0.1', appPort: app.port, appProtocol: 'http1' };
-  const opened = await openListeners({ inbound: [config], outbound: [], dataPlane: 'native', workers: 1 }, deps, createLogger({ name: 'test', level: 'silent' }));
-  const port = opened.inbound[0] as number;
-  // The agent names its HTTP ports to the authorizer; here the port is known only now.
-  authorizers.set(policyAuthorizer(POLICY, 'v1', { httpPorts: [port] }));
-  return {
-    port, trust, live, events, planes: opened.planes.inbound,
-    connections: () => live.size,
-    async close() {
-      live.closeAll('shutdown');
-      live.dispose();
-      for (const close of opened.closers.reverse()) await close();
-    },
-  };
-}
+const openL7 = (): Promise<L7Port> => openHttpPort({ material: ca.material(orders), policy: POLICY, appPort: app.port });
 
 const request = (path: string, extra = ''): string => `GET ${path} HTTP/1.1\r\nHost: orders\r\n${extra}\r\n`;
 
@@ -192,8 +151,8 @@ test('connection churn: 150 connections one after another, each served; afterwar
       assert.match(r.data, /^HTTP\/1\.1 200 /, `request ${i}`);
       s.destroy();
     }
-    for (let i = 0; i < 200 && (h.connections() > 0 || fds() > before + 2); i++) await new Promise((r) => setTimeout(r, 10));
-    assert.equal(h.connections(), 0, 'every connection left the live registry');
+    for (let i = 0; i < 200 && (h.live.size > 0 || fds() > before + 2); i++) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(h.live.size, 0, 'every connection left the live registry');
     assert.ok(fds() <= before + 2, `descriptors: ${before} before, ${fds()} after`);
   } finally {
     await h.close();
