@@ -13,6 +13,7 @@
 
 #include "relay.h"
 #include "exec.h"
+#include "memory.h"
 
 typedef struct box {
   wr_engine *e;
@@ -352,6 +353,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"ref", NULL, js_ref, NULL, NULL, NULL, napi_enumerable, NULL},
       {"destroy", NULL, js_destroy, NULL, NULL, NULL, napi_enumerable, NULL},
       {"execve", NULL, wr_js_execve, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"trimMemory", NULL, wr_js_trim_memory, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

@@ -11,16 +11,12 @@
  */
 import { isIP } from 'node:net';
 import type { AttributeSet } from '../identity/attributes.js';
-import {
-  compilePolicies,
-  evaluateConnection,
-  evaluateRequest,
-  type CompiledPolicySet,
-  type Decision as EngineDecision,
-  type Policy,
-  type PolicyWorkload,
-  type SourceRef,
-} from '../policy/index.js';
+// The policy modules themselves, not the index: the agent needs neither importers, explain, the
+// PolicyTest runner nor policy learning in its heap.
+import { compilePolicies, type CompiledPolicySet } from '../policy/compile.js';
+import { evaluateConnection, evaluateRequest, type SourceRef } from '../policy/evaluate.js';
+import type { Decision as EngineDecision } from '../policy/decision.js';
+import type { Policy, PolicyWorkload } from '../policy/model.js';
 import type { Authorizer, ConnectionContext, Decision, PeerIdentity, RequestContext } from './proxy/authorizer.js';
 
 /** Where an outbound upstream (by service name) leads: the identity and port policies talk about. */

@@ -11,16 +11,9 @@ import { readFile, readdir, stat } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import type { Clock } from '../core/clock.js';
 import type { Logger } from '../core/logging.js';
-import {
-  assertNoIssues,
-  evaluateConnection,
-  formatIssue,
-  parsePolicySources,
-  PolicyError,
-  PolicyValidationError,
-  type ParsedDocuments,
-  type PolicySource,
-} from '../policy/index.js';
+import { assertNoIssues, parsePolicySources, type ParsedDocuments, type PolicySource } from '../policy/parse.js';
+import { evaluateConnection } from '../policy/evaluate.js';
+import { formatIssue, PolicyError, PolicyValidationError } from '../policy/errors.js';
 import type { AgentConfig } from './config.js';
 import { AgentError } from './errors.js';
 import type { AgentMetrics } from './metrics.js';

@@ -6,7 +6,8 @@
  */
 import type { Entry, PolicyRecord, WatchMessage } from '../../api/types.js';
 import type { AttributeSet } from '../../identity/attributes.js';
-import { parsePolicyDocuments, type Policy } from '../../policy/index.js';
+import { parsePolicyDocuments } from '../../policy/parse.js';
+import type { Policy } from '../../policy/model.js';
 import { PolicyAuthorizer, type PolicyAuthorizerOptions } from '../policy-authorizer.js';
 import { ControlError } from './errors.js';
 

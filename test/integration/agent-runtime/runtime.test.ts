@@ -7,7 +7,8 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { createTestCa, type TestCa } from '../../unit/agent/support/pki.js';
 import { startAgentProcess, wardArgs } from '../../unit/agent/support/process.js';
 import { loadRelayAddon } from '../../../src/agent/proxy/native/addon.js';
@@ -99,4 +100,65 @@ test('the addon\'s execve refuses bad arguments and reports a failed exec with e
   assert.throws(() => execve('/bin/true', [1 as unknown as string], []), { code: 'ERR_RELAY_ARG' });
   assert.throws(() => execve('/bin/true', 'x' as unknown as string[], []), { code: 'ERR_RELAY_ARG' });
   assert.throws(() => execve(join(dir, 'no-such-binary'), ['x'], []), (e: Error & { code?: string; errno?: number }) => e.code === 'ERR_RELAY_EXEC' && e.errno === 2 && /ENOENT|No such file/.test(e.message));
+});
+
+interface Mapping { readonly key: string; readonly perms: string; readonly path: string; readonly rss: number; readonly anon: number }
+const SMAPS_OF_CHILD = `
+  const smaps = () => require('fs').readFileSync('/proc/self/smaps', 'utf8').split(/\\n(?=[0-9a-f]+-[0-9a-f]+ )/).map((e) => {
+    const h = e.split('\\n')[0].split(/\\s+/);
+    const kb = (k) => Number(new RegExp('\\\\n' + k + ':\\\\s+(\\\\d+) kB').exec(e)?.[1] ?? 0);
+    return { key: h[0], perms: h[1], path: h[5] ?? '', rss: kb('Rss'), anon: kb('Anonymous') };
+  });
+  const rssFile = () => Number(/RssFile:\\s+(\\d+)/.exec(require('fs').readFileSync('/proc/self/status', 'utf8'))[1]);
+`;
+
+test('the addon\'s trimMemory unmaps clean read-only file pages only: the process keeps working, copy-on-write and writable mappings keep their pages (ADR 0075)', { skip }, () => {
+  if (!addon.ok || addon.addon.trimMemory === undefined) return assert.fail('addon without trimMemory');
+  const script = `${SMAPS_OF_CHILD}
+    const addon = require(${JSON.stringify(join(process.cwd(), 'build', 'Release', 'ward_relay.node'))});
+    require('crypto').createHash('sha256').update('warm').digest();
+    const before = smaps(); const fileBefore = rssFile();
+    const r = addon.trimMemory();
+    const after = smaps(); const fileAfter = rssFile();
+    // Code and read-only data must map back correctly: crypto, the regexp engine, JSON, a TLS context.
+    const digest = require('crypto').createHash('sha256').update('ward').digest('hex');
+    const ok = /^(\\d+)-x$/.exec('42-x')[1] === '42' && JSON.parse('{"a":[1]}').a[0] === 1 && require('tls').createSecureContext({}) !== undefined;
+    process.stdout.write(JSON.stringify({ r, before, after, fileBefore, fileAfter, digest, ok }));
+  `;
+  const out = JSON.parse(execFileSync(process.execPath, ['-e', script], { encoding: 'utf8' })) as { r: { filePagesKb: number; mappings: number; heapTrimmed: boolean }; before: Mapping[]; after: Mapping[]; fileBefore: number; fileAfter: number; digest: string; ok: boolean };
+  assert.ok(out.r.filePagesKb > 5_000 && out.r.mappings > 0, `released ${out.r.filePagesKb} kB in ${out.r.mappings} mappings`);
+  assert.ok(out.fileAfter < out.fileBefore - out.r.filePagesKb / 2, `RssFile ${out.fileBefore} → ${out.fileAfter} kB`);
+  assert.equal(typeof out.r.heapTrimmed, 'boolean');
+  assert.equal(out.digest, createHash('sha256').update('ward').digest('hex'));
+  assert.equal(out.ok, true);
+  const after = new Map(out.after.map((m) => [m.key, m]));
+  // The node binary's RELRO: read-only now, but its pages were written by the dynamic linker
+  // (copy-on-write, anonymous). Dropping them would map the unrelocated file back.
+  const cow = out.before.filter((m) => m.path.startsWith('/') && !m.perms.includes('w') && m.anon > 0);
+  assert.ok(cow.length > 0, 'a relocated read-only mapping exists to check');
+  for (const m of cow) assert.equal(after.get(m.key)?.rss, m.rss, `${m.path} ${m.perms} (copy-on-write) kept`);
+  const writable = out.before.filter((m) => m.path.startsWith('/') && m.perms[1] === 'w' && m.rss > 0);
+  assert.ok(writable.length > 0);
+  for (const m of writable) assert.ok((after.get(m.key)?.rss ?? 0) >= m.rss, `${m.path} ${m.perms} (writable) kept`);
+  const code = out.before.filter((m) => m.path === process.execPath && m.perms === 'r-xp');
+  const codeBefore = code.reduce((n, m) => n + m.rss, 0);
+  const codeAfter = code.reduce((n, m) => n + (after.get(m.key)?.rss ?? 0), 0);
+  assert.ok(codeAfter < codeBefore / 2, `the node binary's code: ${codeBefore} → ${codeAfter} kB resident`);
+});
+
+test('a lean agent holds far fewer file pages once ready than a default one (start-up memory released, ADR 0075)', { skip }, async () => {
+  const rssFile = (pid: number): number => Number(/RssFile:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]);
+  const lean = await startAgentProcess(['agent', ...common, '--log-level', 'debug']);
+  const plain = await startAgentProcess(['agent', ...common, '--runtime', 'default']);
+  try {
+    const leanKb = rssFile(lean.child.pid as number);
+    const plainKb = rssFile(plain.child.pid as number);
+    assert.ok(leanKb < plainKb * 0.75, `RssFile lean ${leanKb} kB vs default ${plainKb} kB`);
+    const log = lean.stderr().split('\n').find((l) => l.includes('start-up memory released'));
+    assert.ok(log !== undefined, 'the release is logged at debug');
+    assert.ok((JSON.parse(log) as { filePagesKb: number }).filePagesKb > 5_000);
+  } finally {
+    await lean.stop();
+    await plain.stop();
+  }
 });

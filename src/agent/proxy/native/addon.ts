@@ -63,6 +63,21 @@ export interface RelayAddon {
   destroy(engine: RelayEngine): void;
   /** execve(2) for the lean-runtime restart (ADR 0073); returns only by throwing (ERR_RELAY_EXEC). Absent from addons built before it. */
   execve?(path: string, argv: readonly string[], env: readonly string[]): never;
+  /**
+   * Returns memory start-up no longer needs (ADR 0075): unmaps the clean pages of read-only
+   * private file mappings (they map again from the page cache on next use) and trims malloc's
+   * free heap. Absent from addons built before it.
+   */
+  trimMemory?(): MemoryTrim;
+}
+
+export interface MemoryTrim {
+  /** Resident kB of file pages unmapped. */
+  readonly filePagesKb: number;
+  /** Mappings released. */
+  readonly mappings: number;
+  /** Whether malloc_trim gave heap pages back. */
+  readonly heapTrimmed: boolean;
 }
 
 export type AddonLoad = { readonly ok: true; readonly addon: RelayAddon } | { readonly ok: false; readonly reason: string };

@@ -32,6 +32,7 @@ export async function runControlled(flags: ControlledFlags, ctx: CliContext, com
   if (runtime.warning !== undefined) logger.warn({ runtime: runtime.runtime }, `runtime: lean not in effect: ${runtime.warning}`);
   const agent = await startControlledAgent(proxy, control, { clock: ctx.clock, logger });
   ctx.io.stdout(`${JSON.stringify({ ready: true, spiffeId: agent.trust.spiffeId, agentId: agent.control.session.agentId, ports: agent.ports, runtime: runtime.runtime })}\n`);
+  runtime.settle(logger);
   let code = 0;
   if (command === undefined) {
     await untilAborted(ctx.signal);

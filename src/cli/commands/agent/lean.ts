@@ -4,15 +4,53 @@
  */
 import type { CliContext } from '../../context.js';
 import { currentRuntime, restartIfNeeded, type Execve } from '../../../agent/runtime.js';
+import type { MemoryTrim } from '../../../agent/proxy/native/addon.js';
+import type { Logger } from '../../../core/logging.js';
 
 export interface RuntimeOutcome {
   readonly runtime: 'lean' | 'default';
   /** Why the process is not on the lean runtime although it was asked for; undefined otherwise. */
   readonly warning: string | undefined;
+  /**
+   * Called once the agent is ready. On the lean runtime (ADR 0075) it releases what only
+   * start-up needed, logs it (debug), returns it, and from then on trims every
+   * {@link TRIM_INTERVAL_MS}; a no-op returning undefined elsewhere or without the addon.
+   */
+  readonly settle: (logger: Pick<Logger, 'debug'>) => MemoryTrim | undefined;
+}
+
+/** How often the lean runtime unmaps file pages the agent has stopped using (ADR 0075). */
+export const TRIM_INTERVAL_MS = 60_000;
+
+const noSettle = (): undefined => undefined;
+
+/**
+ * On the restarted (lean) image: releases the bootstrap's pages at once, before the agent's own
+ * start-up adds to the peak, and returns `settle`.
+ */
+async function settler(runtime: 'lean' | 'default'): Promise<RuntimeOutcome['settle']> {
+  if (runtime !== 'lean') return noSettle;
+  const { loadRelayAddon } = await import('../../../agent/proxy/native/addon.js');
+  const load = loadRelayAddon();
+  const trim = load.ok ? load.addon.trimMemory : undefined;
+  if (trim === undefined) return noSettle;
+  trim();
+  let settled = false;
+  return (logger) => {
+    const released = trim();
+    logger.debug({ ...released }, 'start-up memory released');
+    if (!settled) {
+      settled = true;
+      // Pages touched while the JIT warms up, or by a reload, go back within a minute; the
+      // working set maps again on its next use (minor faults). Never keeps the process alive.
+      setInterval(() => logger.debug({ ...trim() }, 'memory trimmed'), TRIM_INTERVAL_MS).unref();
+    }
+    return released;
+  };
 }
 
 export async function enterRuntime(profile: 'lean' | 'default', ctx: CliContext): Promise<RuntimeOutcome> {
-  if (ctx.ownsProcess !== true) return { runtime: currentRuntime(ctx.env), warning: undefined };
+  if (ctx.ownsProcess !== true) return { runtime: currentRuntime(ctx.env), warning: undefined, settle: noSettle };
   const { loadRelayAddon } = await import('../../../agent/proxy/native/addon.js');
   const exec = (): Execve | string => {
     // A SIGTERM/SIGINT already taken by this image would be lost across the restart.
@@ -23,5 +61,5 @@ export async function enterRuntime(profile: 'lean' | 'default', ctx: CliContext)
     return addon.execve === undefined ? 'the native addon was built before execve (npm run build:native)' : { execve: (path, argv, env) => addon.execve!(path, argv, env) };
   };
   const r = restartIfNeeded(profile, { platform: process.platform, execPath: process.execPath, execArgv: process.execArgv, argv: process.argv, env: process.env }, exec);
-  return { runtime: r.runtime, warning: profile === 'lean' && r.runtime !== 'lean' ? r.note : undefined };
+  return { runtime: r.runtime, warning: profile === 'lean' && r.runtime !== 'lean' ? r.note : undefined, settle: await settler(r.runtime) };
 }

@@ -20,6 +20,7 @@ async function start(config: AgentConfig, ctx: CliContext, runtime: RuntimeOutco
   }
   const agent: RunningAgent = await startAgent(config, { clock: ctx.clock, logger });
   ctx.io.stdout(`${JSON.stringify({ ready: true, spiffeId: agent.trust.spiffeId, ports: agent.ports, runtime: runtime.runtime })}\n`);
+  runtime.settle(logger);
   return agent;
 }
 
