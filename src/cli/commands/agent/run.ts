@@ -16,6 +16,7 @@ async function start(config: AgentConfig, ctx: CliContext, runtime: RuntimeOutco
     const { startCluster, isPrimary } = await import('../../../agent/cluster.js');
     const running = await startCluster(config, { clock: ctx.clock, logger });
     if (isPrimary()) ctx.io.stdout(`${JSON.stringify({ ready: true, workers: config.workers, runtime: runtime.runtime })}\n`);
+    runtime.settle(logger); // the primary and each worker: every one is a process of its own
     return running;
   }
   const agent: RunningAgent = await startAgent(config, { clock: ctx.clock, logger });
