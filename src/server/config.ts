@@ -51,6 +51,32 @@ export interface ServerConfig {
   readonly provenance: Readonly<Record<string, unknown>> | undefined;
   /** Where the master key that seals CA keys comes from: `file` (`<dataDir>/master.key`) or `env` (`WARD_MASTER_KEY`). */
   readonly masterKey: { readonly provider: 'file' | 'env'; readonly path: string };
+  /** Token buckets on refused requests, per source and overall (ADR 0077, src/server/rate-limit.ts). */
+  readonly refusalRateLimit: RefusalRateLimitConfig;
+}
+
+/**
+ * What refused and unauthenticated requests may cost the server (ADR 0077). Only refusals take
+ * tokens: a request that authenticates and is authorised never touches a bucket.
+ */
+export interface RefusalRateLimitConfig {
+  /** Refusals one source may have in a burst before it gets 429 ERR_SERVER_RATE_LIMITED. */
+  readonly burst: number;
+  /** Tokens a source's bucket regains per second (fractions allowed: 0.2 = one per 5 s). */
+  readonly refillPerSecond: number;
+  /** The same bucket over every source together: bounds per-refusal audit rows server-wide. */
+  readonly globalBurst: number;
+  readonly globalRefillPerSecond: number;
+  /** Suppressed refusals are audited as one `auth.rate_limited` row per source per window. */
+  readonly windowMs: number;
+  /** Sources tracked at once; when every slot is busy, new sources share one overflow bucket. */
+  readonly maxSources: number;
+  /** Aggregate rows written per window; sources beyond it are summed into one `source/*` row. */
+  readonly maxAuditRowsPerWindow: number;
+  /** `ip`, or `ip+token`: each presented Authorization value (as a keyed fingerprint) gets its own bucket per IP. */
+  readonly key: 'ip' | 'ip+token';
+  /** IPv6 sources are bucketed by this prefix (one host usually owns a whole /64). */
+  readonly ipv6PrefixLength: number;
 }
 
 export const SERVER_DEFAULTS = Object.freeze({
@@ -71,6 +97,17 @@ export const SERVER_DEFAULTS = Object.freeze({
   pruneInterval: '1m',
   changeLogRetention: '1h',
   eventRetention: '30d',
+  refusalRateLimit: Object.freeze({
+    burst: 20,
+    refillPerSecond: 1,
+    globalBurst: 500,
+    globalRefillPerSecond: 50,
+    window: '1m',
+    maxSources: 10_000,
+    maxAuditRowsPerWindow: 100,
+    key: 'ip' as const,
+    ipv6PrefixLength: 64,
+  }),
 });
 
 /** Raw, unvalidated options as they come from flags or a config file. */
@@ -99,6 +136,7 @@ export interface RawServerOptions {
   provenance?: unknown;
   masterKeyProvider?: unknown;
   masterKeyFile?: unknown;
+  refusalRateLimit?: unknown;
 }
 
 const TRUST_DOMAIN_RE = /^[a-z0-9._-]{1,255}$/;
@@ -131,6 +169,39 @@ export function parseListen(value: unknown, path: string, defaultHost: string, d
 function port(n: number, path: string): number {
   if (!Number.isInteger(n) || n < 0 || n > 65535) throw configError(path, `port ${n} out of range`);
   return n;
+}
+
+function numberIn(value: unknown, path: string, min: number, max: number, integer: boolean): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > max || (integer && !Number.isSafeInteger(value))) {
+    throw configError(path, `must be ${integer ? 'an integer' : 'a number'} between ${min} and ${max}`);
+  }
+  return value;
+}
+
+const RATE_LIMIT_KEYS = ['burst', 'refillPerSecond', 'globalBurst', 'globalRefillPerSecond', 'window', 'maxSources', 'maxAuditRowsPerWindow', 'key', 'ipv6PrefixLength'] as const;
+
+function refusalRateLimit(value: unknown): RefusalRateLimitConfig {
+  const d = SERVER_DEFAULTS.refusalRateLimit;
+  if (value !== undefined && (value === null || typeof value !== 'object' || Array.isArray(value))) throw configError('refusalRateLimit', `expected a map with ${RATE_LIMIT_KEYS.join(', ')}`);
+  const raw = (value ?? {}) as Record<string, unknown>;
+  for (const k of Object.keys(raw)) if (!(RATE_LIMIT_KEYS as readonly string[]).includes(k)) throw configError(`refusalRateLimit.${k}`, 'unknown option');
+  const p = (k: string): string => `refusalRateLimit.${k}`;
+  const key = raw.key ?? d.key;
+  if (key !== 'ip' && key !== 'ip+token') throw configError(p('key'), 'expected ip or ip+token');
+  const burst = numberIn(raw.burst ?? d.burst, p('burst'), 1, 100_000, true);
+  const globalBurst = numberIn(raw.globalBurst ?? d.globalBurst, p('globalBurst'), 1, 1_000_000, true);
+  if (globalBurst < burst) throw configError(p('globalBurst'), 'must be at least burst');
+  return {
+    burst,
+    refillPerSecond: numberIn(raw.refillPerSecond ?? d.refillPerSecond, p('refillPerSecond'), 0.001, 100_000, false),
+    globalBurst,
+    globalRefillPerSecond: numberIn(raw.globalRefillPerSecond ?? d.globalRefillPerSecond, p('globalRefillPerSecond'), 0.001, 1_000_000, false),
+    windowMs: duration(raw.window, d.window, p('window'), 1000),
+    maxSources: numberIn(raw.maxSources ?? d.maxSources, p('maxSources'), 16, 1_000_000, true),
+    maxAuditRowsPerWindow: numberIn(raw.maxAuditRowsPerWindow ?? d.maxAuditRowsPerWindow, p('maxAuditRowsPerWindow'), 1, 10_000, true),
+    key,
+    ipv6PrefixLength: numberIn(raw.ipv6PrefixLength ?? d.ipv6PrefixLength, p('ipv6PrefixLength'), 32, 128, true),
+  };
 }
 
 function duration(value: unknown, fallback: string, path: string, minMs: number): number {
@@ -173,6 +244,8 @@ export function parseServerConfig(raw: RawServerOptions): ServerConfig {
   if (raw.provenance !== undefined && (raw.provenance === null || typeof raw.provenance !== 'object' || Array.isArray(raw.provenance))) throw configError('provenance', 'expected {keys: [{keyid, publicKey}], trustedBuilders}');
   const provider = raw.masterKeyProvider === undefined ? 'file' : raw.masterKeyProvider;
   if (provider !== 'file' && provider !== 'env') throw configError('masterKeyProvider', 'expected file or env');
+  const rateLimit = refusalRateLimit(raw.refusalRateLimit);
+  if (rateLimit.windowMs > 3_600_000) throw configError('refusalRateLimit.window', 'must be at most 1h');
   const masterKeyPath = raw.masterKeyFile === undefined ? `${dataDir.replace(/\/+$/, '')}/master.key` : str(raw.masterKeyFile, 'masterKeyFile');
   return deepFreeze({
     dataDir,
@@ -198,5 +271,6 @@ export function parseServerConfig(raw: RawServerOptions): ServerConfig {
     attestors: structuredClone(attestors) as Record<string, unknown>,
     provenance: raw.provenance === undefined ? undefined : (structuredClone(raw.provenance) as Record<string, unknown>),
     masterKey: { provider, path: masterKeyPath },
+    refusalRateLimit: rateLimit,
   });
 }

@@ -16,6 +16,7 @@ export const SERVER_ERRORS = defineErrorCodes('server', {
   ERR_SERVER_CSR_IDENTITY: 'A CSR names a SPIFFE ID the calling agent is not entitled to.',
   ERR_SERVER_AGENT_UNKNOWN: 'The client certificate names an agent that is unknown or revoked, or its serial is revoked; a revoked agent cannot attest again.',
   ERR_SERVER_TOO_MANY_STREAMS: 'The agent already holds `maxWatchStreamsPerAgent` open watch streams; close one first.',
+  ERR_SERVER_RATE_LIMITED: 'Too many refused requests (bad or missing credentials, forbidden role, failed attestation) from this source or from all sources together (`refusalRateLimit`); wait `Retry-After` seconds. Authenticated, authorised requests are never limited.',
   ERR_SERVER_WATCH_VERSION: 'A watch was resumed from a resource version the server cannot parse.',
   ERR_SERVER_DATA_DIR: 'The data directory is missing, not initialised, or already initialised (for `init`).',
 });
@@ -38,6 +39,7 @@ const STATUS: Readonly<Record<string, number>> = {
   ERR_SERVER_AGENT_UNKNOWN: 401,
   ERR_SERVER_WATCH_VERSION: 400,
   ERR_SERVER_TOO_MANY_STREAMS: 429,
+  ERR_SERVER_RATE_LIMITED: 429,
   ERR_SERVER_DATA_DIR: 500,
   ERR_INTERNAL: 500,
 };

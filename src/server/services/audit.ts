@@ -6,6 +6,8 @@
 import type { AuditRecord } from '../../api/types.js';
 import type { AuditRecord as StoredAudit } from '../../store/index.js';
 import type { ServerContext } from '../context.js';
+import type { SuppressedRow } from '../rate-limit.js';
+import { ANONYMOUS } from '../auth/authenticate.js';
 
 const DENIED = '.denied';
 
@@ -15,6 +17,27 @@ export async function auditDenied(ctx: ServerContext, entry: { actor: string; ac
     action: `${entry.action}${DENIED}`.slice(0, 128),
     resource: (entry.resource === '' ? '-' : entry.resource).slice(0, 1024),
     after: { code: entry.code },
+  });
+}
+
+/** The action of an aggregate row for refusals answered 429 (ADR 0077); shown as `auth.rate_limited`, outcome denied. */
+export const RATE_LIMITED_ACTION = 'auth.rate_limited';
+
+/**
+ * One row standing for every refusal of one source in one window that was answered 429
+ * instead of being audited one by one: how many, with which codes, when. The source is the
+ * normalised peer address (never a credential or its fingerprint).
+ */
+export async function auditRateLimited(ctx: ServerContext, row: SuppressedRow): Promise<void> {
+  await ctx.store.audit.append({
+    actor: ANONYMOUS,
+    action: `${RATE_LIMITED_ACTION}${DENIED}`,
+    resource: `source/${row.source}`.slice(0, 1024),
+    after: {
+      code: 'ERR_SERVER_RATE_LIMITED', count: row.count, surface: row.surface, sources: row.sources, codes: row.codes,
+      windowStart: new Date(row.windowStart).toISOString(), windowEnd: new Date(row.windowEnd).toISOString(),
+      first: new Date(row.first).toISOString(), last: new Date(row.last).toISOString(),
+    },
   });
 }
 

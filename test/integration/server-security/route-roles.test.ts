@@ -60,7 +60,9 @@ function concrete(route: string): { method: string; url: string } {
 
 for (const kind of ['sqlite', 'postgres'] as const) {
   test(`${kind}: every admin and agent route requires its role; a route without a table entry fails`, { timeout: 60_000 }, async (t) => {
-    const ts = await startTestServer(kind);
+    // Every refusal here comes from one address: the refusal rate limit (ADR 0077, tested in
+    // refusal-rate-limit.test.ts) is raised so each route answers with its own refusal.
+    const ts = await startTestServer(kind, { refusalRateLimit: { burst: 10_000, globalBurst: 10_000 } });
     t.after(() => ts.cleanup());
     const ctx = ts.server.context;
     const hooked = (fn: typeof buildAdminApi) => (onRoute: (r: RouteOptions) => void): FastifyInstance => fn(ctx, { onRoute });

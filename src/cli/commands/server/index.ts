@@ -37,7 +37,7 @@ export function rawOptions(flags: Flags): RawServerOptions {
     if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw configError('config', `${flags.config} must be a mapping`);
     file = parsed as Record<string, unknown>;
   }
-  const known: (keyof RawServerOptions)[] = ['dataDir', 'store', 'trustDomain', 'adminListen', 'adminTls', 'agentListen', 'serverNames', 'svidTtl', 'agentSvidTtl', 'joinTokenTtl', 'adminTokenTtl', 'bodyLimit', 'scanBodyLimit', 'watchHeartbeat', 'maxWatchStreamsPerAgent', 'watchBufferLimit', 'pruneInterval', 'changeLogRetention', 'eventRetention', 'adminSpiffeIds', 'attestors', 'provenance', 'masterKeyProvider', 'masterKeyFile'];
+  const known: (keyof RawServerOptions)[] = ['dataDir', 'store', 'trustDomain', 'adminListen', 'adminTls', 'agentListen', 'serverNames', 'svidTtl', 'agentSvidTtl', 'joinTokenTtl', 'adminTokenTtl', 'bodyLimit', 'scanBodyLimit', 'watchHeartbeat', 'maxWatchStreamsPerAgent', 'watchBufferLimit', 'pruneInterval', 'changeLogRetention', 'eventRetention', 'adminSpiffeIds', 'attestors', 'provenance', 'masterKeyProvider', 'masterKeyFile', 'refusalRateLimit'];
   for (const key of Object.keys(file)) if (!(known as string[]).includes(key)) throw configError(key, 'unknown server option');
   const out: RawServerOptions = { ...file };
   if (flags.dataDir !== undefined) out.dataDir = flags.dataDir;
