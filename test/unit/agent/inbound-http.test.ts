@@ -292,3 +292,49 @@ test('revoking the caller\'s certificate denies the next request on its live L7 
     s.destroy();
   }
 });
+
+test('half-close: a PERMISSIVE port answers plaintext and mTLS callers that half-close after their request; a request decided asynchronously (end-user JWT, allowed or 401) is answered after the caller\'s EOF, then the connection closes', async () => {
+  const authz = policyAuthorizer(docs(PERMISSIVE_MTLS, `
+apiVersion: ward.dev/v1alpha1
+kind: AccessPolicy
+metadata: {name: p}
+spec:
+  ingress:
+  - from: [{unauthenticated: true}, {spiffeIds: ["${TD}/web"]}]
+    to: [{paths: ["/public/*"]}]
+`));
+  const ph = await startInbound({ material: ca.material(server), authorizer: authz, appPort: app.port, protocol: 'http', mode: 'PERMISSIVE' });
+  const { publicKey, privateKey } = await generateKeyPair('ES256');
+  const jwk = { ...(await exportJWK(publicKey)), kid: 'k1', alg: 'ES256' };
+  const clock = new ManualClock('2026-06-01T00:00:00Z');
+  const jh = await startInbound({
+    material: ca.material(server), authorizer: policyAuthorizer(policies()), appPort: app.port, protocol: 'http',
+    jwt: createJwtVerifier({ issuer: 'https://issuer.example', audiences: ['orders'], jwks: { keys: [jwk] } }, clock),
+  });
+  /** Sends `data`, half-closes, and collects the answer until the agent closes. */
+  const halfClose = async (s: Awaited<ReturnType<typeof plainConnect>>, data: string): Promise<{ data: string; closed: boolean }> => {
+    s.on('error', () => undefined);
+    const got = roundTrip(s, '', 1 << 20, 3000);
+    s.end(data);
+    return got;
+  };
+  try {
+    const plain = await halfClose(await plainConnect(ph.port), 'GET /public/plain-half HTTP/1.1\r\nHost: o\r\n\r\n');
+    assert.equal(status(plain.data), 200, `got ${JSON.stringify(plain.data.slice(0, 60))}`);
+    assert.equal(plain.closed, true);
+    const tls = await halfClose(await mtlsConnect(ph.port, web, ca.certPem), 'GET /public/tls-half HTTP/1.1\r\nHost: o\r\n\r\n');
+    assert.equal(status(tls.data), 200);
+    assert.equal(tls.closed, true);
+    const token = await new SignJWT({ iss: 'https://issuer.example', sub: 'alice', aud: 'orders', exp: Math.floor(clock.now() / 1000) + 60 }).setProtectedHeader({ alg: 'ES256', kid: 'k1' }).sign(privateKey);
+    const allowed = await halfClose(await mtlsConnect(jh.port, web, ca.certPem), `GET /me HTTP/1.1\r\nHost: o\r\nAuthorization: Bearer ${token}\r\n\r\n`);
+    assert.equal(status(allowed.data), 200);
+    assert.equal(allowed.closed, true);
+    const invalid = await halfClose(await mtlsConnect(jh.port, web, ca.certPem), 'GET /me HTTP/1.1\r\nHost: o\r\nAuthorization: Bearer garbage\r\n\r\n');
+    assert.equal(status(invalid.data), 401);
+    assert.equal(invalid.closed, true);
+    assert.deepEqual(app.seen.slice(-3).map((x) => x.url), ['/public/plain-half', '/public/tls-half', '/me']);
+  } finally {
+    await ph.close();
+    await jh.close();
+  }
+});

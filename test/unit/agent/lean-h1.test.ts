@@ -174,3 +174,27 @@ test('a slow request body is cut by the request timeout', async () => {
   s.write('POST /public/slow HTTP/1.1\r\nHost: o\r\nContent-Length: 100\r\n\r\nabc');
   assert.equal(await waitClose(s, 4000), true);
 });
+
+test('half-close between keep-alive requests: the connection ends at once (not after the idle timeout); a request the Node server serves (HTTP/1.0, chunked) is still answered after the caller half-closes', async () => {
+  const seen = app.seen.length;
+  const s = await mtlsConnect(h.port, web, ca.certPem);
+  s.on('error', () => undefined);
+  const first = await roundTrip(s, 'GET /public/ka HTTP/1.1\r\nHost: o\r\n\r\n', 1, 2000);
+  assert.deepEqual(statuses(first.data), [200]);
+  await new Promise((r) => setTimeout(r, 20));
+  const started = Date.now();
+  s.end();
+  assert.equal(await waitClose(s, 2000), true, 'closed after the half-close');
+  assert.ok(Date.now() - started < 1000, `closed after ${Date.now() - started} ms`);
+  // The llhttp path (HTTP/1.0, Transfer-Encoding): the request sent in full before the FIN is answered.
+  for (const req of ['GET /public/old-half HTTP/1.0\r\nHost: o\r\n\r\n', 'POST /public/chunked-half HTTP/1.1\r\nHost: o\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n']) {
+    const t = await mtlsConnect(h.port, web, ca.certPem);
+    t.on('error', () => undefined);
+    const got = roundTrip(t, '', 1 << 20, 3000);
+    t.end(req);
+    const r = await got;
+    assert.match(r.data, /^HTTP\/1\.[01] 200 /, `got ${JSON.stringify(r.data.slice(0, 60))}`);
+    assert.equal(r.closed, true);
+  }
+  assert.deepEqual(app.seen.slice(seen).map((x) => [x.url, x.body]), [['/public/ka', ''], ['/public/old-half', ''], ['/public/chunked-half', 'abc']]);
+});

@@ -6,6 +6,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
+import { connect as h2Connect } from 'node:http2';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { createTestCa, type TestCa, type TestSvid } from './support/pki.js';
@@ -258,7 +259,7 @@ test('Connection: close after a large response: the HTTP layer ends its end of t
   }
 });
 
-test('half-close: a client that sends its request and then closes its write side (close_notify + FIN) still gets the response', { skip, todo: 'Both planes drop it (see the Node-plane reference below): the caller socket is a net.Socket with allowHalfOpen false, so the client FIN/close_notify (relay: shutdown(SHUT_WR) on sv[0]) makes Node end its side, the relay then sees both directions shut and kills the connection (eof) before the app answers. Not a regression of ADR 0074; see report.' }, async () => {
+test('half-close: a client that sends its request and then closes its write side (close_notify + FIN) still gets the response', { skip }, async () => {
   const h = await openL7();
   try {
     const s = await mtlsConnect(h.port, web, ca.certPem);
@@ -267,6 +268,8 @@ test('half-close: a client that sends its request and then closes its write side
     s.end();
     const r = await got;
     assert.match(r.data, /^HTTP\/1\.1 200 /, `got ${JSON.stringify(r.data.slice(0, 60))}`);
+    assert.equal(r.closed, true, 'closed after the answer');
+    assert.ok(await until(() => h.live.size === 0), 'left the live registry');
   } finally {
     await h.close();
   }
@@ -442,7 +445,7 @@ test('engine destroyed while Handoff events are still queued: the descriptors of
   assert.ok(await until(() => fds() <= base + 3), `descriptors: ${base} before, ${fds()} after`);
 });
 
-test('half-close reference: the same client on the Node data plane (TLS in Node)', { skip, todo: 'Pre-existing on the Node plane too: the response to a half-closed HTTP/1.1 client is dropped.' }, async () => {
+test('half-close: the same client on the Node data plane (TLS in Node)', async () => {
   const h = await openL7(DEFAULT_LIMITS, 'node');
   try {
     assert.deepEqual(h.planes, ['node']);
@@ -452,6 +455,8 @@ test('half-close reference: the same client on the Node data plane (TLS in Node)
     s.end();
     const r = await got;
     assert.match(r.data, /^HTTP\/1\.1 200 /, `got ${JSON.stringify(r.data.slice(0, 60))}`);
+    assert.equal(r.closed, true, 'closed after the answer');
+    assert.ok(await until(() => h.live.size === 0), 'left the live registry');
   } finally {
     await h.close();
   }
@@ -470,6 +475,308 @@ for (const plane of ['native', 'node'] as const) {
       s.destroy();
     } finally {
       await h.close();
+    }
+  });
+}
+
+// --- half-close (both planes) -----------------------------------------------------------------
+// A caller that sends its requests and then shuts its write side (close_notify + FIN) gets every
+// request it sent in full answered, in order, then a clean close; a request cut short by its EOF
+// is answered 400 and never reaches the app whole; a slow app does not keep the half-open
+// connection beyond the idle timeout.
+
+interface HalfApp {
+  port: number;
+  /** URLs whose head reached the app. */
+  readonly heads: string[];
+  /** URLs whose whole request (head and body) reached the app. */
+  readonly completed: string[];
+  readonly upgrades: { url: string; got: string; ended: boolean }[];
+  close(): Promise<void>;
+}
+
+/**
+ * An app that records what reaches it: `/…/slow/<ms>` answers after that delay, `/…/never` never
+ * answers, anything else at once with `ok <url> <body bytes>`. Upgrades: `…/echo` echoes and says
+ * `bye` when the caller half-closes; `…/server-first` sends `server-done` and half-closes at once.
+ */
+async function startHalfApp(): Promise<HalfApp> {
+  const heads: string[] = [];
+  const completed: string[] = [];
+  const upgrades: HalfApp['upgrades'] = [];
+  const server = createHttpServer((req, res) => {
+    const url = req.url ?? '';
+    heads.push(url);
+    let n = 0;
+    req.on('data', (c: Buffer) => (n += c.length));
+    req.on('error', () => undefined);
+    req.on('end', () => {
+      completed.push(url);
+      if (url.endsWith('/never')) return;
+      const body = `ok ${url} ${n}`;
+      setTimeout(() => {
+        res.writeHead(200, { 'content-type': 'text/plain', 'content-length': String(body.length) });
+        res.end(body);
+      }, Number(/\/slow\/(\d+)/.exec(url)?.[1] ?? 0));
+    });
+  });
+  server.on('upgrade', (req, socket: Socket) => {
+    const u = { url: req.url ?? '', got: '', ended: false };
+    upgrades.push(u);
+    socket.on('error', () => socket.destroy());
+    socket.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: test\r\nConnection: Upgrade\r\n\r\n');
+    socket.on('data', (c: Buffer) => {
+      u.got += c.toString('latin1');
+      if (u.url.endsWith('/echo')) socket.write(`echo:${c.toString('latin1')}`);
+    });
+    socket.on('end', () => {
+      u.ended = true;
+      if (u.url.endsWith('/echo')) socket.end('bye');
+    });
+    if (u.url.endsWith('/server-first')) socket.end('server-done');
+  });
+  server.keepAliveTimeout = 5000;
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    port: (server.address() as { port: number }).port,
+    heads,
+    completed,
+    upgrades,
+    close: () => new Promise<void>((r) => {
+      server.closeAllConnections();
+      server.close(() => r());
+    }),
+  };
+}
+
+/** The status lines and bodies of the HTTP/1.1 responses (Content-Length framed) in `data`, in order. */
+function responses(data: string): { status: number; body: string }[] {
+  const out: { status: number; body: string }[] = [];
+  let at = 0;
+  for (;;) {
+    const end = data.indexOf('\r\n\r\n', at);
+    if (end < 0) return out;
+    const head = data.slice(at, end);
+    const n = Number(/\r\ncontent-length: *(\d+)/i.exec(head)?.[1] ?? 0);
+    out.push({ status: Number(/^HTTP\/1\.1 (\d{3})/.exec(head)?.[1] ?? 0), body: data.slice(end + 4, end + 4 + n) });
+    at = end + 4 + n;
+  }
+}
+
+/** Writes `data`, half-closes (close_notify + FIN), and collects everything until the agent closes. */
+async function sendAndHalfClose(s: TLSSocket, data: string, timeoutMs = 5000): Promise<{ data: string; closed: boolean }> {
+  s.on('error', () => undefined);
+  const got = roundTrip(s, '', Infinity, timeoutMs);
+  s.end(data);
+  return got;
+}
+
+for (const plane of ['native', 'node'] as const) {
+  const skipPlane = plane === 'native' ? skip : false;
+  const openHalf = (half: HalfApp, limits: ProxyLimits = DEFAULT_LIMITS): Promise<L7Port> =>
+    openHttpPort({ material: ca.material(orders), policy: POLICY, appPort: half.port, limits, dataPlane: plane });
+
+  test(`half-close after a request the app answers late: the answer arrives, then close_notify and the close (${plane} plane)`, { skip: skipPlane }, async () => {
+    const half = await startHalfApp();
+    const h = await openHalf(half);
+    try {
+      assert.deepEqual(h.planes, [plane]);
+      const s = await mtlsConnect(h.port, web, ca.certPem);
+      let sawEnd = false;
+      s.once('end', () => (sawEnd = true));
+      const r = await sendAndHalfClose(s, request('/public/slow/150'));
+      assert.deepEqual(responses(r.data), [{ status: 200, body: 'ok /public/slow/150 0' }], `got ${JSON.stringify(r.data.slice(0, 80))}`);
+      assert.equal(r.closed, true);
+      assert.equal(sawEnd, true, 'a clean end (close_notify), not a reset');
+      assert.ok(await until(() => h.live.size === 0), 'left the live registry');
+    } finally {
+      await h.close();
+      await half.close();
+    }
+  });
+
+  test(`half-close after a denied request: the 403 still arrives, also when it is decided after the caller's EOF (${plane} plane)`, { skip: skipPlane }, async () => {
+    const half = await startHalfApp();
+    const h = await openHalf(half);
+    try {
+      const a = await mtlsConnect(h.port, web, ca.certPem);
+      const r1 = await sendAndHalfClose(a, request('/admin'));
+      assert.deepEqual(responses(r1.data).map((x) => [x.status, x.body]), [[403, '{"code":"ERR_AGENT_REQUEST_DENIED"}']]);
+      assert.equal(r1.closed, true);
+      // Behind a slow allowed request, the denied one is decided once the caller has already shut its side.
+      const b = await mtlsConnect(h.port, web, ca.certPem);
+      const r2 = await sendAndHalfClose(b, request('/public/slow/150') + request('/admin'));
+      assert.deepEqual(responses(r2.data).map((x) => [x.status, x.body]), [[200, 'ok /public/slow/150 0'], [403, '{"code":"ERR_AGENT_REQUEST_DENIED"}']], `got ${JSON.stringify(r2.data.slice(0, 80))}`);
+      assert.equal(r2.closed, true);
+      assert.deepEqual(half.heads, ['/public/slow/150'], 'the denied requests never reached the app');
+      assert.ok(await until(() => h.live.size === 0));
+    } finally {
+      await h.close();
+      await half.close();
+    }
+  });
+
+  test(`half-close after a pipelined pair (the first one slow, the second with a body): both answered, in order, then closed (${plane} plane)`, { skip: skipPlane }, async () => {
+    const half = await startHalfApp();
+    const h = await openHalf(half);
+    try {
+      const s = await mtlsConnect(h.port, web, ca.certPem);
+      const r = await sendAndHalfClose(s, request('/public/slow/200') + 'POST /public/second HTTP/1.1\r\nHost: orders\r\nContent-Length: 5\r\n\r\nhello');
+      assert.deepEqual(responses(r.data), [{ status: 200, body: 'ok /public/slow/200 0' }, { status: 200, body: 'ok /public/second 5' }], `got ${JSON.stringify(r.data.slice(0, 120))}`);
+      assert.equal(r.closed, true);
+      assert.deepEqual(half.completed, ['/public/slow/200', '/public/second']);
+      // Known limit, failing closed: a pipelined request only the Node HTTP server serves (here
+      // HTTP/1.0), reached after the caller's EOF, cannot be handed over any more: 400, never forwarded.
+      const t = await mtlsConnect(h.port, web, ca.certPem);
+      const r2 = await sendAndHalfClose(t, request('/public/slow/150') + 'GET /public/old HTTP/1.0\r\nHost: orders\r\n\r\n');
+      assert.deepEqual(responses(r2.data).map((x) => x.status), [200, 400], `got ${JSON.stringify(r2.data.slice(0, 120))}`);
+      assert.equal(r2.closed, true);
+      assert.equal(half.heads.includes('/public/old'), false);
+      assert.ok(await until(() => h.live.size === 0));
+    } finally {
+      await h.close();
+      await half.close();
+    }
+  });
+
+  test(`half-close mid-request (a partial head, a body shorter than its Content-Length, behind a complete request too): 400, and the app never gets it whole (${plane} plane)`, { skip: skipPlane }, async () => {
+    const half = await startHalfApp();
+    const h = await openHalf(half);
+    try {
+      const a = await mtlsConnect(h.port, web, ca.certPem);
+      const r1 = await sendAndHalfClose(a, 'GET /public/partial HTTP/1.1\r\nHost: or');
+      assert.deepEqual(responses(r1.data).map((x) => [x.status, x.body]), [[400, '{"code":"ERR_AGENT_BAD_REQUEST"}']], `got ${JSON.stringify(r1.data.slice(0, 80))}`);
+      assert.equal(r1.closed, true);
+      const b = await mtlsConnect(h.port, web, ca.certPem);
+      const r2 = await sendAndHalfClose(b, 'POST /public/short HTTP/1.1\r\nHost: orders\r\nContent-Length: 100\r\n\r\n0123456789');
+      assert.deepEqual(responses(r2.data).map((x) => x.status), [400], `got ${JSON.stringify(r2.data.slice(0, 80))}`);
+      assert.equal(r2.closed, true);
+      // A complete request, then a cut one: the first is answered, the second is not forwarded.
+      const c = await mtlsConnect(h.port, web, ca.certPem);
+      const r3 = await sendAndHalfClose(c, request('/public/slow/100') + 'POST /public/short2 HTTP/1.1\r\nHost: orders\r\nContent-Length: 100\r\n\r\n01234');
+      assert.deepEqual(responses(r3.data).map((x) => [x.status, x.body]), [[200, 'ok /public/slow/100 0'], [400, '{"code":"ERR_AGENT_BAD_REQUEST"}']], `got ${JSON.stringify(r3.data.slice(0, 120))}`);
+      assert.equal(r3.closed, true);
+      // A chunked body cut short (the Node HTTP server's path): closed, never completed at the app.
+      const d = await mtlsConnect(h.port, web, ca.certPem);
+      const r4 = await sendAndHalfClose(d, 'POST /public/chunked HTTP/1.1\r\nHost: orders\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel');
+      assert.equal(r4.closed, true);
+      assert.doesNotMatch(r4.data, /^HTTP\/1\.1 200 /);
+      await sleep(200);
+      assert.equal(half.heads.includes('/public/partial'), false, 'a partial head never reaches the app');
+      assert.equal(half.heads.includes('/public/short2'), false, 'a body known to be short at its decision is never forwarded');
+      assert.deepEqual(half.completed, ['/public/slow/100'], 'no cut request reached the app whole');
+      assert.ok(await until(() => h.live.size === 0));
+    } finally {
+      await h.close();
+      await half.close();
+    }
+  });
+
+  test(`half-close with an app that never answers: the connection waits for it, then the idle timeout ends it; no descriptor and no live entry left (${plane} plane)`, { skip: skipPlane }, async () => {
+    const half = await startHalfApp();
+    const h = await openHalf(half, { ...DEFAULT_LIMITS, idleTimeoutMs: 800 });
+    try {
+      // Warm-up (lazy allocations, pooled app connection closed again), then the baseline.
+      const w = await mtlsConnect(h.port, web, ca.certPem);
+      await sendAndHalfClose(w, request('/public/warm'));
+      assert.ok(await until(() => h.live.size === 0));
+      await sleep(100);
+      const before = fds();
+      const clients: TLSSocket[] = [];
+      const closedAt: number[] = [];
+      const started = Date.now();
+      // The lean path, and the Node HTTP server's (HTTP/1.0 goes to llhttp).
+      for (let i = 0; i < 10; i++) {
+        const s = await mtlsConnect(h.port, web, ca.certPem);
+        s.on('error', () => undefined);
+        s.once('close', () => closedAt.push(Date.now() - started));
+        s.resume();
+        s.end(i % 3 === 2 ? 'GET /public/never HTTP/1.0\r\nHost: orders\r\n\r\n' : request('/public/never'));
+        clients.push(s);
+      }
+      assert.ok(await until(() => half.completed.filter((u) => u === '/public/never').length === 10), 'every request reached the app');
+      await sleep(300);
+      assert.equal(closedAt.length, 0, 'the half-closed connections wait for the app');
+      assert.ok(await until(() => closedAt.length === 10, 6000), `closed by the idle timeout: ${closedAt.length}/10`);
+      assert.ok(Math.max(...closedAt) < 5000, `closed after ${Math.max(...closedAt)} ms`);
+      assert.ok(await until(() => h.live.size === 0), `live entries left: ${h.live.size}`);
+      assert.ok(await until(() => fds() <= before + 2), `descriptors: ${before} before, ${fds()} after`);
+    } finally {
+      await h.close();
+      await half.close();
+    }
+  });
+
+  test(`HTTP/2: a caller that half-closes with a stream in flight still gets its answer, then the session ends (${plane} plane)`, { skip: skipPlane }, async () => {
+    const half = await startHalfApp();
+    const h = await openHalf(half);
+    try {
+      const tls = await mtlsConnect(h.port, web, ca.certPem, ['h2']);
+      tls.on('error', () => undefined);
+      assert.equal(tls.alpnProtocol, 'h2');
+      const session = h2Connect(`https://127.0.0.1:${h.port}`, { createConnection: () => tls });
+      session.on('error', () => undefined);
+      const answer = new Promise<{ status: unknown; body: string }>((resolve) => {
+        const req = session.request({ ':method': 'GET', ':path': '/public/slow/200', ':authority': 'orders' });
+        let status: unknown;
+        let body = '';
+        req.on('response', (hd) => (status = hd[':status']));
+        req.on('data', (c: Buffer) => (body += c.toString()));
+        req.on('end', () => resolve({ status, body }));
+        req.on('error', () => resolve({ status, body }));
+        req.on('close', () => resolve({ status, body }));
+        req.end();
+      });
+      // Once the request frames are out, the caller shuts its side (close_notify + FIN).
+      assert.ok(await until(() => half.heads.length === 1), 'the request reached the app');
+      tls.end();
+      const r = await answer;
+      assert.equal(r.status, 200);
+      assert.equal(r.body, 'ok /public/slow/200 0');
+      assert.equal(await waitClose(tls, 3000), true, 'the agent ends the session after the answer');
+      assert.ok(await until(() => h.live.size === 0));
+      session.destroy();
+    } finally {
+      await h.close();
+      await half.close();
+    }
+  });
+
+  test(`upgraded connection: a half-close passes through both ways (caller first: the app's last bytes still arrive; app first: the caller's still reach the app) (${plane} plane)`, { skip: skipPlane }, async () => {
+    const half = await startHalfApp();
+    const h = await openHalf(half);
+    const upgrade = (path: string): string => `GET ${path} HTTP/1.1\r\nHost: orders\r\nConnection: upgrade\r\nUpgrade: test\r\n\r\n`;
+    try {
+      // Caller half-closes first.
+      const a = await mtlsConnect(h.port, web, ca.certPem);
+      a.on('error', () => undefined);
+      const switched = await roundTrip(a, upgrade('/public/ws/echo'), 'HTTP/1.1 101'.length, 3000);
+      assert.match(switched.data, /^HTTP\/1\.1 101 /);
+      const rest = roundTrip(a, '', Infinity, 4000);
+      a.end('ping');
+      const r = await rest;
+      assert.match(switched.data + r.data, /echo:ping/);
+      assert.match(r.data, /bye$/, `got ${JSON.stringify(r.data)}`);
+      assert.equal(r.closed, true);
+      assert.ok(await until(() => half.upgrades[0]?.ended === true), 'the app saw the half-close');
+      // The app half-closes first; the caller, still sending, reaches it.
+      const b = await mtlsConnect(h.port, web, ca.certPem);
+      b.on('error', () => undefined);
+      b.allowHalfOpen = true;
+      let got = '';
+      b.on('data', (c: Buffer) => (got += c.toString('latin1')));
+      const ended = new Promise<void>((resolve) => b.once('end', () => resolve()));
+      b.write(upgrade('/public/ws/server-first'));
+      await ended;
+      assert.match(got, /^HTTP\/1\.1 101 [\s\S]*server-done$/);
+      b.write('late');
+      assert.ok(await until(() => half.upgrades[1]?.got === 'late'), `the app got ${JSON.stringify(half.upgrades[1]?.got)}`);
+      b.end();
+      assert.equal(await waitClose(b, 3000), true);
+      assert.ok(await until(() => h.live.size === 0));
+    } finally {
+      await h.close();
+      await half.close();
     }
   });
 }

@@ -6,7 +6,7 @@
  * caller identity. Denials carry only a Ward error code.
  */
 import { createServer as createHttp1Server, request as httpRequest, STATUS_CODES, type IncomingMessage, type OutgoingHttpHeaders, type Server as Http1Server, type ServerResponse } from 'node:http';
-import type { Http2Server, Http2ServerRequest, Http2ServerResponse } from 'node:http2';
+import type { Http2Server, Http2ServerRequest, Http2ServerResponse, ServerHttp2Session } from 'node:http2';
 import { loadHttp2 } from './lazy-http2.js';
 import type { Socket } from 'node:net';
 import type { RequestContext } from '../authorizer.js';
@@ -83,6 +83,13 @@ export class HttpInbound {
       joinDuplicateHeaders: false,
       insecureHTTPParser: false,
     }, (req, res) => void this.#handle(req, res, false).catch(() => this.#failClosed(res)));
+    // A caller that half-closes after its requests still gets the answers to those it sent in
+    // full (llhttp refuses one cut short), then the connection ends; the sockets are half-open.
+    (this.#h1 as Http1Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
+    // No byte either way for idleTimeoutMs closes the connection, also while the app is slow to
+    // answer: a caller that half-closed (and may be long gone) cannot hold it open for ever. Upgraded
+    // connections leave the server and are bounded by the splice's own idle timeout.
+    this.#h1.setTimeout(limits.idleTimeoutMs);
     this.#h1.on('clientError', (error: Error & { code?: string }, socket: Socket) => {
       const status = error.code === 'HPE_HEADER_OVERFLOW' ? 431 : error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
       this.#denied.inc();
@@ -174,6 +181,9 @@ export class HttpInbound {
     upstream.on('upgrade', (res: IncomingMessage, app: Socket, appHead: Buffer) => {
       clearTimeout(timer);
       socket.off('close', gone);
+      // Half-closes pass through both ways: the app ending its side must not end the caller's
+      // direction to it (the caller's socket is half-open already, see accept).
+      app.allowHalfOpen = true;
       const relayed = responseHeadersForCaller(res.headers);
       relayed.connection = 'upgrade';
       if (res.headers.upgrade !== undefined) relayed.upgrade = res.headers.upgrade;
@@ -184,6 +194,7 @@ export class HttpInbound {
       // allowed for, whenever policy or trust changes.
       verified.live.l7 = false;
       verified.live.request = decided.request;
+      socket.setTimeout(0); // the server's idle timer; the splice watches idleness itself
       this.#recordRequest(verified, method, decided.path, 101, 'allowed', decided.policy, undefined, started);
       splice(socket, app, this.deps.limits.idleTimeoutMs, () => undefined);
       // Allowed with an end-user JWT: the spliced connection ends when the token does.
@@ -302,7 +313,11 @@ export class HttpInbound {
   accept(socket: Socket, verified: VerifiedConnection, h2c = false): void {
     (socket as Tagged)[CONN] = verified;
     socket.setNoDelay(true);
-    if (h2c || (socket as Socket & { alpnProtocol?: string | false }).alpnProtocol === 'h2') this.#h2Server().emit('connection', socket);
+    // Half-open (both planes: the TLS socket of the Node plane, the relay's socketpair end), so
+    // the caller's FIN (on TLS close_notify + FIN) does not end this side before the answers to
+    // what it sent are out; each HTTP path ends it after its last answer. Set before any read.
+    socket.allowHalfOpen = true;
+    if (h2c || (socket as Socket & { alpnProtocol?: string | false }).alpnProtocol === 'h2') this.#acceptH2(socket);
     else if (this.#lean !== undefined && this.#pool !== undefined) {
       this.#leanSockets.add(socket);
       socket.once('close', () => this.#leanSockets.delete(socket));
@@ -310,6 +325,24 @@ export class HttpInbound {
       return;
     } else this.#h1.emit('connection', socket);
     socket.resume();
+  }
+
+  /**
+   * An HTTP/2 connection. A caller that half-closes gets its session closed gracefully: streams
+   * in flight finish and are answered, a GOAWAY refuses new ones, then the connection ends.
+   */
+  #acceptH2(socket: Socket): void {
+    const server = this.#h2Server();
+    let session: ServerHttp2Session | undefined;
+    const grab = (s: ServerHttp2Session): void => {
+      session = s;
+    };
+    server.once('session', grab);
+    server.emit('connection', socket);
+    server.off('session', grab);
+    socket.once('end', () => {
+      if (session !== undefined && !session.closed && !session.destroyed) session.close();
+    });
   }
 
   async close(): Promise<void> {

@@ -10,6 +10,14 @@
  * a declared body within `requestTimeoutMs`; idle keep-alive connections close after
  * `keepAliveMs`. Pipelined bytes are held (bounded) until the current response ends, and the
  * next request is read only once the previous answer has drained to the caller.
+ *
+ * Half-close: the caller's socket is half-open (`allowHalfOpen`), so a caller that sends its
+ * requests and then shuts its write side (FIN; on TLS close_notify then FIN) still gets every
+ * request it sent in full decided and answered, in order, before the agent ends its side. A
+ * request cut short by the EOF is never forwarded whole: a partial head or a body shorter than
+ * its Content-Length is answered 400 (a body already streaming cuts the app connection, so the
+ * app sees an aborted request), and nothing new is read after the EOF. While the app is slow,
+ * the idle timeout still bounds the half-open connection.
  */
 import { connect, type Socket } from 'node:net';
 import type { VerifiedConnection } from './verified.js';
@@ -184,7 +192,10 @@ export class LeanH1Connection {
   #unwatch: (() => void) | undefined;
   /** A response head waiting to go out with the first body bytes. */
   #headOut: string | undefined;
+  /** The caller shut its write side: no byte will follow what `#pending` holds. */
+  #eof = false;
   readonly #onData = (chunk: Buffer): void => this.#clientData(chunk);
+  readonly #onEnd = (): void => this.#clientEnd();
 
   constructor(
     readonly socket: Socket,
@@ -196,6 +207,7 @@ export class LeanH1Connection {
   start(): void {
     const { socket } = this;
     socket.on('data', this.#onData);
+    socket.on('end', this.#onEnd);
     socket.on('error', () => socket.destroy());
     const unwatch = watchIdle([socket], this.host.keepAliveMs, () => socket.destroy());
     socket.once('close', () => {
@@ -256,6 +268,49 @@ export class LeanH1Connection {
     }
   }
 
+  /**
+   * The caller half-closed. Between requests the connection ends now; a head in progress is
+   * completed from what arrived or answered 400; a body still streaming to the app can no
+   * longer be completed. Decisions and responses in flight go on: `#decided` and `#next` see
+   * `#eof`.
+   */
+  #clientEnd(): void {
+    this.#eof = true;
+    if (this.#state === S_HEAD) {
+      if (this.#pending === undefined) this.#finish();
+      // Waiting for the last answer to drain: `#next` reads the rest once it has.
+      else if (!this.socket.writableNeedDrain) this.#parse();
+    } else if (this.#state === S_BODY) {
+      this.#bodyCut();
+    }
+  }
+
+  /** Nothing left to answer: ends the caller's side (on TLS, close_notify then FIN). */
+  #finish(): void {
+    this.#state = S_GONE;
+    this.#clearTimers();
+    this.socket.end();
+  }
+
+  /**
+   * The caller's EOF arrived before the body it declared: the app connection is cut (the app
+   * sees an aborted request, never a complete one) and the caller answered 400, unless the
+   * app's answer has begun, which cannot be completed either.
+   */
+  #bodyCut(): void {
+    const app = this.#app;
+    this.#app = undefined;
+    if (app !== undefined) {
+      app.exchange = undefined;
+      app.socket.destroy();
+    }
+    this.host.recordAllowed(this.verified, this.#method, this.#path, 400, this.#policy, this.#started);
+    this.#state = S_GONE;
+    this.#clearTimers();
+    if (this.#sentHead) this.socket.destroy();
+    else this.socket.end(errorResponse(400, 'ERR_AGENT_BAD_REQUEST', true));
+  }
+
   /** Appends client bytes to `#pending`, in place when it owns room at the start of `#store`. */
   #append(chunk: Buffer): Buffer {
     const p = this.#pending;
@@ -280,6 +335,11 @@ export class LeanH1Connection {
     if (buf === undefined || this.#state !== S_HEAD) return;
     const head = parseRequestHead(buf, 0, buf.length, this.host.maxHeaderBytes, this.#scanned);
     if (head.kind === 'incomplete') {
+      // After the caller's EOF no byte can complete it: never forwarded.
+      if (this.#eof) {
+        this.#fail(400);
+        return;
+      }
       this.#scanned = buf.length;
       this.#armHeadTimer();
       return;
@@ -291,9 +351,16 @@ export class LeanH1Connection {
       return;
     }
     if (head.kind === 'fallback') {
+      // After the caller's EOF the Node server could not be handed the stream ('end' is already
+      // emitted, no byte can be unshifted): a pipelined request it would serve is refused.
+      if (this.#eof) {
+        this.#fail(400);
+        return;
+      }
       this.#clearTimers();
       this.#state = S_GONE;
       this.socket.off('data', this.#onData);
+      this.socket.off('end', this.#onEnd);
       this.#unwatch?.();
       this.#pending = undefined;
       this.host.fallback(this.socket, buf);
@@ -340,9 +407,15 @@ export class LeanH1Connection {
     }
     this.#path = d.path;
     this.#policy = d.policy;
+    this.#sentHead = false;
+    if (this.#eof && contentLength > (this.#pending?.length ?? 0)) {
+      // The caller has shut its side before sending the whole body: never forwarded.
+      this.#state = S_BODY;
+      this.#bodyCut();
+      return;
+    }
     const out = forwardedHead(this.#method, d.path + d.query, host, fields, listed, d.identity);
     this.#resState = R_HEAD;
-    this.#sentHead = false;
     this.#scanner = undefined;
     this.#replayable = contentLength === 0 && IDEMPOTENT.has(this.#method) ? out : undefined;
     const app = this.pool.acquire();
@@ -586,5 +659,7 @@ export class LeanH1Connection {
     // Between keep-alive requests the socket's idle timeout applies; the headers timeout starts
     // with the first byte of the next head.
     if (this.#pending !== undefined) process.nextTick(() => this.#parse());
+    // Half-closed caller: every request it sent in full has been answered.
+    else if (this.#eof) this.#finish();
   }
 }

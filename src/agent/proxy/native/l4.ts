@@ -31,7 +31,12 @@ import { RelayEventKind, RelayListenerKind, loadRelayAddon, type RelayAddon, typ
 const SLOT_SERVER = 0;
 const SLOT_CLIENT = 1;
 
-/** The HTTP layer an L7 port hands its plaintext connections to (HttpInbound). */
+/**
+ * The HTTP layer an L7 port hands its plaintext connections to (HttpInbound). The relay passes
+ * the caller's close_notify/FIN on as shutdown(SHUT_WR) of its end of the socketpair and closes
+ * the connection once both directions are shut, so the target decides when its side ends:
+ * HttpInbound makes the socket half-open and ends it after the last answer.
+ */
 export interface HttpHandoffTarget {
   accept(socket: Socket, verified: VerifiedConnection, h2c?: boolean): void;
   close(): Promise<void>;
