@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <arpa/inet.h>
 
 #include "relay.h"
 #include "exec.h"
@@ -287,18 +288,35 @@ static napi_value conn_call(napi_env env, napi_callback_info info, conn_fn fn) {
   return NULL;
 }
 
-/* allow(engine, conn, stage): stage = the kind of the event answered (Accepted or Peer). */
+/* allow(engine, conn, stage[, target]): stage = the kind of the event answered (Accepted or
+ * Peer); target = an IP literal to connect to instead of the listener's target. */
 static napi_value js_allow(napi_env env, napi_callback_info info) {
-  napi_value argv[3];
+  napi_value argv[4];
+  size_t argc = 4;
   uint64_t id;
   uint32_t stage = 0;
+  char target[64] = "";
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
   box *b = engine_args(env, info, argv, 3);
   if (!b || get_conn_id(env, argv[1], &id) != 0) return NULL;
   if (napi_get_value_uint32(env, argv[2], &stage) != napi_ok || (stage != WR_EV_ACCEPTED && stage != WR_EV_PEER)) {
     napi_throw_type_error(env, "ERR_RELAY_ARG", "allow(engine, conn, stage): stage must be the kind of the event answered");
     return NULL;
   }
-  wr_allow(b->e, id, (int)stage);
+  if (argc >= 4) {
+    napi_valuetype t;
+    size_t len = 0;
+    unsigned char addr[sizeof(struct in6_addr)];
+    if (napi_typeof(env, argv[3], &t) != napi_ok) return NULL;
+    if (t != napi_undefined) {
+      if (t != napi_string || napi_get_value_string_utf8(env, argv[3], target, sizeof target, &len) != napi_ok || len >= sizeof target - 1 ||
+          (inet_pton(AF_INET, target, addr) != 1 && inet_pton(AF_INET6, target, addr) != 1)) {
+        napi_throw_type_error(env, "ERR_RELAY_ARG", "allow(engine, conn, stage, target): target must be an IP literal");
+        return NULL;
+      }
+    }
+  }
+  wr_allow(b->e, id, (int)stage, target);
   return NULL;
 }
 

@@ -108,6 +108,7 @@ typedef struct cmd {
   uint32_t listener;
   uint32_t slot;
   uint32_t stage; /* CMD_ALLOW: the event kind answered */
+  char target[64]; /* CMD_ALLOW: "" or the IP literal to connect to instead of the listener's target */
   SSL_CTX *ctx;
   listener *l;
   struct cmd *next;
@@ -273,7 +274,8 @@ static int start_connect(wr_engine *e, conn *c) {
   snprintf(portstr, sizeof portstr, "%d", c->target_port);
   struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
   struct addrinfo *res = NULL;
-  /* Targets are IP literals or names resolved by the owner; getaddrinfo on a literal does not block. */
+  /* Targets are IP literals (the listener's, or one the owner resolved and passed with the allow):
+   * getaddrinfo on a literal does not block; a host name fails here, so the connection is closed. */
   hints.ai_flags |= AI_NUMERICHOST;
   if (getaddrinfo(c->target_host, portstr, &hints, &res) != 0 || !res) return -1;
   int fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -630,7 +632,11 @@ static void on_accept(wr_engine *e, listener *l) {
 
 /* An allow moves a connection on only from the decision point it answers (the event kind JS
  * saw): an egress allow can never stand in for the peer check, nor the other way round. */
-static void do_allow(wr_engine *e, conn *c, uint32_t stage) {
+static void do_allow(wr_engine *e, conn *c, uint32_t stage, const char *target) {
+  /* A target resolved by the owner (a host name's address) replaces the listener's for this
+   * connection; only where the connection is about to connect. */
+  if (target[0] && ((c->state == ST_WAIT_EGRESS && stage == WR_EV_ACCEPTED) || (c->state == ST_WAIT_PEER && stage == WR_EV_PEER && c->kind == WR_INBOUND_TLS)))
+    snprintf(c->target_host, sizeof c->target_host, "%s", target);
   if (c->state == ST_WAIT_EGRESS && stage == WR_EV_ACCEPTED) {
     if (start_connect(e, c) < 0) kill_conn(e, c, "connect");
   } else if (c->state == ST_WAIT_PEER && stage == WR_EV_PEER) {
@@ -684,7 +690,7 @@ static void run_commands(wr_engine *e) {
         if (c->listener < MAX_LISTENERS && e->listeners[c->listener]) close_listener(e, e->listeners[c->listener]);
         break;
       case CMD_ALLOW:
-        if ((cn = find_conn(e, c->conn))) do_allow(e, cn, c->stage);
+        if ((cn = find_conn(e, c->conn))) do_allow(e, cn, c->stage, c->target);
         break;
       case CMD_DENY:
         if ((cn = find_conn(e, c->conn))) kill_conn(e, cn, "denied");
@@ -962,12 +968,13 @@ int wr_listen(wr_engine *e, uint32_t id, int kind, const char *host, int port, u
 }
 
 void wr_unlisten(wr_engine *e, uint32_t id) { simple_cmd(e, CMD_UNLISTEN, 0, id); }
-void wr_allow(wr_engine *e, uint64_t id, int stage) {
+void wr_allow(wr_engine *e, uint64_t id, int stage, const char *target) {
   cmd *c = calloc(1, sizeof *c);
   if (!c) return; /* never relayed: the decision timeout closes it */
   c->type = CMD_ALLOW;
   c->conn = id;
   c->stage = (uint32_t)stage;
+  if (target) snprintf(c->target, sizeof c->target, "%s", target);
   push_cmd(e, c);
 }
 void wr_deny(wr_engine *e, uint64_t id) { simple_cmd(e, CMD_DENY, id, 0); }
@@ -978,7 +985,7 @@ void wr_close(wr_engine *e, uint64_t id) { simple_cmd(e, CMD_CLOSE, id, 0); }
 static wr_engine *G;
 static void on_ev(void *u, const wr_event *ev) {
   (void)u;
-  if (ev->kind == WR_EV_ACCEPTED || ev->kind == WR_EV_PEER) wr_allow(G, ev->conn, ev->kind);
+  if (ev->kind == WR_EV_ACCEPTED || ev->kind == WR_EV_PEER) wr_allow(G, ev->conn, ev->kind, NULL);
 }
 static char *slurp(const char *p) {
   FILE *f = fopen(p, "rb");

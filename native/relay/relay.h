@@ -90,9 +90,12 @@ void wr_unlisten(wr_engine *e, uint32_t listener);
 /*
  * Moves a connection waiting at a decision point on; deny closes it. `stage` is the kind of the
  * event being answered (WR_EV_ACCEPTED or WR_EV_PEER): an allow is applied only at that decision
- * point and ignored anywhere else (the decision timeout then closes the connection).
+ * point and ignored anywhere else (the decision timeout then closes the connection). `target`
+ * (NULL or "" for none) is an IP literal the connection connects to instead of its listener's
+ * target: the owner resolves host names, the relay thread never blocks on DNS. Used where the
+ * connection is about to connect: an outbound egress allow, an inbound TCP peer allow.
  */
-void wr_allow(wr_engine *e, uint64_t conn, int stage);
+void wr_allow(wr_engine *e, uint64_t conn, int stage, const char *target);
 void wr_deny(wr_engine *e, uint64_t conn);
 /* Closes a connection in any state (revocation, policy change). */
 void wr_close(wr_engine *e, uint64_t conn);

@@ -301,7 +301,7 @@ async function peerSerial(port: number): Promise<string> {
   return serial;
 }
 
-test('openListeners: eligible ports and upstreams go native (STRICT HTTP ports with their TLS on the relay, ADR 0074); PERMISSIVE ports, host names, dataPlane node and workers stay on Node', { skip }, async () => {
+test('openListeners: eligible ports and upstreams go native (STRICT HTTP ports with their TLS on the relay, ADR 0074; app and upstream host names, ADR 0078); PERMISSIVE ports, dataPlane node and workers stay on Node', { skip }, async () => {
   const { openListeners } = await import('../../../src/agent/listeners.js');
   const trust = new TrustState(ca.material(orders));
   const authorizers = new AuthorizerHolder(allowList([`${TD}/web`]));
@@ -322,7 +322,7 @@ test('openListeners: eligible ports and upstreams go native (STRICT HTTP ports w
   ];
   const auto = await openListeners({ inbound, outbound, dataPlane: 'auto', workers: 1 }, deps, logger);
   try {
-    assert.deepEqual(auto.planes, { inbound: ['native', 'node', 'native', 'node', 'node'], outbound: ['native', 'node'] });
+    assert.deepEqual(auto.planes, { inbound: ['native', 'node', 'native', 'native', 'node'], outbound: ['native', 'native'] });
     // The native inbound port really serves.
     const s = await mtlsConnect(auto.inbound[0] as number, web, ca.certPem);
     assert.equal((await roundTrip(s, 'native', 6)).data, 'native');
@@ -385,5 +385,55 @@ test('openListeners: a port already in use is ERR_AGENT_LISTEN naming it, on bot
   } finally {
     busy.close();
     live.dispose();
+  }
+});
+
+test('host names on the relay (ADR 0078): an upstream and an app named `localhost` are resolved on the JavaScript side and reached through the relay; a name that does not resolve closes the connection with ERR_AGENT_UPSTREAM and the agent carries on', { skip }, async () => {
+  const server = openPlane(orders, allowList([`${TD}/web`]));
+  const client = openPlane(web, allowList(['orders', 'ghost']));
+  try {
+    // Inbound TCP whose app is `localhost`: the relay connects to the address resolved here.
+    const inPort = server.plane.listenInbound({ ...inboundConfig(app.port), appHost: 'localhost' });
+    // Outbound to `localhost:<inbound>`: same, on the egress allow.
+    const outPort = client.plane.listenOutbound({ name: 'orders', host: 'localhost', port: inPort, allowedIds: [`${TD}/orders`] }, 0, '127.0.0.1');
+    for (let i = 0; i < 3; i++) {
+      const c = netConnect(outPort, '127.0.0.1');
+      assert.equal((await roundTrip(c, `by name ${i}`, 9)).data, `by name ${i}`);
+      c.destroy();
+    }
+    const ok = await until(() => flows(client.events).find((e) => e.verdict === 'allowed' && e.destination === 'orders'));
+    assert.ok(ok.bytesOut > 0);
+    // A name that does not resolve (RFC 2606 .invalid): closed before any byte, recorded, no crash.
+    const ghost = client.plane.listenOutbound({ name: 'ghost', host: 'ghost.invalid', port: inPort, allowedIds: [`${TD}/orders`] }, 0, '127.0.0.1');
+    const g = netConnect(ghost, '127.0.0.1');
+    g.on('error', () => undefined);
+    assert.equal((await roundTrip(g, 'hello?', 6, 3000)).data, '');
+    const failed = await until(() => flows(client.events).find((e) => e.destination === 'ghost'));
+    assert.equal(failed.verdict, 'rejected');
+    assert.equal(failed.reason, 'ERR_AGENT_UPSTREAM');
+    // Still serving by name afterwards.
+    const again = netConnect(outPort, '127.0.0.1');
+    assert.equal((await roundTrip(again, 'still', 5)).data, 'still');
+    again.destroy();
+  } finally {
+    await client.close();
+    await server.close();
+  }
+});
+
+test('the addon\'s allow takes only an IP literal as a target (ERR_RELAY_ARG), so a host name can never reach the relay thread', { skip }, () => {
+  if (!addon.ok) return;
+  const engine = addon.addon.create(() => undefined, { handshakeTimeoutMs: 1000, connectTimeoutMs: 1000, idleTimeoutMs: 1000, decisionTimeoutMs: 1000, maxConnections: 10 });
+  try {
+    for (const bad of ['localhost', '127.0.0.1:80', '', 'x'.repeat(100), '1.2.3.4 ']) {
+      assert.throws(() => addon.addon.allow(engine, 1, 1, bad), { code: 'ERR_RELAY_ARG' }, JSON.stringify(bad));
+    }
+    assert.throws(() => addon.addon.allow(engine, 1, 1, 42 as unknown as string), { code: 'ERR_RELAY_ARG' });
+    // Literals are accepted (the id matches no connection: ignored).
+    addon.addon.allow(engine, 1, 1, '127.0.0.1');
+    addon.addon.allow(engine, 1, 1, '::1');
+    addon.addon.allow(engine, 1, 1);
+  } finally {
+    addon.addon.destroy(engine);
   }
 });

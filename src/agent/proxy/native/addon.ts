@@ -53,9 +53,11 @@ export interface RelayAddon {
   /**
    * Moves `conn` on from the decision point of the event being answered (`stage`: Accepted or
    * Peer); ignored at any other point, where the decision timeout closes it. Connection ids must
-   * come from events (a non-id throws ERR_RELAY_ARG).
+   * come from events (a non-id throws ERR_RELAY_ARG). `target`, an IP literal (else
+   * ERR_RELAY_ARG), is what the connection connects to instead of its listener's target: the
+   * address of a host name this side resolved (outbound egress allow, inbound TCP peer allow).
    */
-  allow(engine: RelayEngine, conn: number, stage: typeof RelayEventKind.Accepted | typeof RelayEventKind.Peer): void;
+  allow(engine: RelayEngine, conn: number, stage: typeof RelayEventKind.Accepted | typeof RelayEventKind.Peer, target?: string): void;
   deny(engine: RelayEngine, conn: number): void;
   close(engine: RelayEngine, conn: number): void;
   /** Keeps the event loop alive (listeners open) or not. */

@@ -26,6 +26,7 @@ import type { InboundPortConfig } from '../inbound-config.js';
 import type { LiveConnection } from '../live-connections.js';
 import type { OutboundDeps } from '../outbound.js';
 import { idAllowed, type UpstreamService } from '../upstream-tls.js';
+import { HostResolver } from './resolver.js';
 import { RelayEventKind, RelayListenerKind, loadRelayAddon, type RelayAddon, type RelayCloseReason, type RelayEngine } from './addon.js';
 
 const SLOT_SERVER = 0;
@@ -84,14 +85,20 @@ export function nativeHttpEligible(config: InboundPortConfig): boolean {
   return config.mode === 'STRICT' && config.protocol === 'http' && isIP(config.host) !== 0;
 }
 
-/** Whether an inbound port can run on the native relay: STRICT mTLS, raw TCP, app at an IP literal. */
+/**
+ * Whether an inbound port can run on the native relay: STRICT mTLS, raw TCP, an IP-literal listen
+ * host. An app host name is resolved on this side per connection (ADR 0078).
+ */
 export function nativeInboundEligible(config: InboundPortConfig): boolean {
-  return config.mode === 'STRICT' && config.protocol === 'tcp' && isIP(config.appHost) !== 0 && isIP(config.host) !== 0;
+  return config.mode === 'STRICT' && config.protocol === 'tcp' && isIP(config.host) !== 0;
 }
 
-/** Whether an outbound upstream can run on the native relay: upstream at an IP literal. */
-export function nativeOutboundEligible(service: UpstreamService, listenHost: string): boolean {
-  return isIP(service.host) !== 0 && isIP(listenHost) !== 0;
+/**
+ * Whether an outbound upstream can run on the native relay: an IP-literal listen host. An
+ * upstream host name is resolved on this side per connection (ADR 0078).
+ */
+export function nativeOutboundEligible(_service: UpstreamService, listenHost: string): boolean {
+  return isIP(listenHost) !== 0;
 }
 
 /**
@@ -124,6 +131,8 @@ export class NativeL4 {
   readonly #unsubscribe: () => void;
   #nextListener = 1;
   #closed = false;
+  /** Host names of upstreams and apps (ADR 0078); created on first use. */
+  #hosts: HostResolver | undefined;
 
   /**
    * The native plane, or undefined when `mode` is `node`, or `auto` and the addon is missing.
@@ -263,7 +272,33 @@ export class NativeL4 {
       this.#addon.deny(this.#engine, id);
       return;
     }
-    this.#addon.allow(this.#engine, id, RelayEventKind.Accepted);
+    this.#allowTo(id, conn, RelayEventKind.Accepted, spec.service.host);
+  }
+
+  /**
+   * Allows `conn` at `stage` towards `host`: an IP literal goes as the listener's target; a name
+   * is resolved here and its address handed to the relay with the allow (the relay thread never
+   * blocks on DNS). A name that does not resolve denies the connection (fail closed); one
+   * resolved after the connection went away (decision timeout, shutdown) is dropped.
+   */
+  #allowTo(id: number, conn: Conn, stage: typeof RelayEventKind.Accepted | typeof RelayEventKind.Peer, host: string): void {
+    if (isIP(host) !== 0) {
+      this.#addon.allow(this.#engine, id, stage);
+      return;
+    }
+    this.#hosts ??= new HostResolver({ clock: this.#deps.clock });
+    const address = this.#hosts.resolve(host);
+    if (typeof address === 'string') {
+      this.#addon.allow(this.#engine, id, stage, address);
+      return;
+    }
+    address.then((ip) => {
+      if (!this.#closed && this.#conns.get(id) === conn && conn.closing !== true) this.#addon.allow(this.#engine, id, stage, ip);
+    }, (error: Error) => {
+      if (this.#closed || this.#conns.get(id) !== conn) return;
+      this.#logger.debug({ code: 'ERR_AGENT_UPSTREAM', host, err: error.message }, 'host name did not resolve; connection closed');
+      this.#addon.deny(this.#engine, id);
+    });
   }
 
   #onPeer(id: number, spec: Spec, chainBytes: Buffer, peerIp?: string): void {
@@ -321,7 +356,9 @@ export class NativeL4 {
     conn.live = liveConn;
     conn.started = clock.now();
     live.add(liveConn);
-    this.#addon.allow(this.#engine, id, RelayEventKind.Peer);
+    // Inbound TCP: the relay connects to the app now, so an app host name is resolved here.
+    if (spec.kind === 'inbound' && spec.http === undefined) this.#allowTo(id, conn, RelayEventKind.Peer, spec.config.appHost);
+    else this.#addon.allow(this.#engine, id, RelayEventKind.Peer);
   }
 
   /**
