@@ -1,5 +1,5 @@
 /**
- * The control-plane options of `ward agent` (`--server`, `--server-bundle`, `--join-token`,
+ * The control-plane options of `ward agent` (`--server`, `--server-bundle`, `--join-token` or `--join-token-file`,
  * `--k8s-cluster`/`--k8s-token`, `--service`, `--spiffe-id`, `--app-port`, `--watch-idle-timeout`), validated once into
  * the typed options of {@link startControlledAgent}. The proxy options (inbound, outbound,
  * limits…) are the static mode's, parsed by `parseAgentConfig`; of the control options only the
@@ -19,6 +19,8 @@ export interface ControlFlags {
   serverBundle?: string;
   trustDomain?: string;
   joinToken?: string;
+  /** A file holding the join token: keeps it out of the command line (`ps`, /proc/<pid>/cmdline). */
+  joinTokenFile?: string;
   k8sCluster?: string;
   k8sToken?: string;
   service?: string;
@@ -32,6 +34,22 @@ export interface ControlFlags {
 export const DEFAULT_INBOUND_PORT = 8443;
 
 const bad = (path: string, message: string): ControlError => new ControlError('ERR_CONTROL_CONFIG', `${path}: ${message}`, { details: { path } });
+
+/**
+ * The join token from a file (one line; surrounding whitespace ignored), read once at start:
+ * the token never appears in the process's command line. The file's content is never logged.
+ */
+function readJoinTokenFile(path: string): string {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (cause) {
+    throw new ControlError('ERR_CONTROL_CONFIG', `joinTokenFile: cannot read ${path}: ${(cause as NodeJS.ErrnoException).code ?? 'error'}`, { details: { path: 'joinTokenFile' } });
+  }
+  const token = text.trim();
+  if (token.length === 0 || token.length > 512 || /\s/.test(token)) throw bad('joinTokenFile', `${path} must hold one join token on one line`);
+  return token;
+}
 
 /** `--app-port 8080` → the inbound flag spec it stands for (HTTP on 8443, STRICT). */
 export function appPortInbound(appPort: string): string {
@@ -55,9 +73,11 @@ export function resolveControlOptions(flags: ControlFlags, proxy: ProxyAgentConf
   const trustDomain = flags.trustDomain ?? trustDomainOfBundle(bundle);
   if (trustDomain === undefined || !/^[a-z0-9._-]{1,255}$/.test(trustDomain)) throw bad('trustDomain', 'cannot tell the trust domain from the bundle; pass --trust-domain');
   let attestor: ControlOptions['attestor'];
-  if (flags.joinToken !== undefined && flags.k8sCluster === undefined) attestor = { attestor: 'join_token', token: flags.joinToken };
-  else if (flags.k8sCluster !== undefined && flags.joinToken === undefined) attestor = { attestor: 'k8s_psat', cluster: flags.k8sCluster, tokenPath: resolve(cwd, flags.k8sToken ?? '/var/run/secrets/tokens/ward-agent') };
-  else throw bad('joinToken', 'give exactly one attestor: --join-token, or --k8s-cluster (with --k8s-token)');
+  const chosen = [flags.joinToken, flags.joinTokenFile, flags.k8sCluster].filter((v) => v !== undefined).length;
+  if (chosen !== 1) throw bad('joinToken', 'give exactly one attestor: --join-token, --join-token-file, or --k8s-cluster (with --k8s-token)');
+  if (flags.joinToken !== undefined) attestor = { attestor: 'join_token', token: flags.joinToken };
+  else if (flags.joinTokenFile !== undefined) attestor = { attestor: 'join_token', token: readJoinTokenFile(resolve(cwd, flags.joinTokenFile)) };
+  else attestor = { attestor: 'k8s_psat', cluster: flags.k8sCluster as string, tokenPath: resolve(cwd, flags.k8sToken ?? '/var/run/secrets/tokens/ward-agent') };
   if (flags.service !== undefined && !/^[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?$/.test(flags.service)) throw bad('service', 'expected a DNS-style service name');
   if (flags.spiffeId !== undefined && !flags.spiffeId.startsWith(`spiffe://${trustDomain}/`)) throw bad('spiffeId', `expected a SPIFFE ID in ${trustDomain}`);
   let watchIdleTimeoutMs = proxy.control?.watchIdleTimeoutMs;
