@@ -114,6 +114,12 @@ export interface Attestor {
   readonly kind: AttestorKind;
   /** Verifies untrusted `evidence` (see the contract at the top of this file). */
   attest(evidence: unknown, ctx: AttestContext): Promise<AttestationResult>;
+  /**
+   * The agent ID `evidence` would yield if it attests, computed without verifying or consuming
+   * anything; only for attestors whose ID follows from the evidence alone (join_token). Lets the
+   * server check that a CSR names that ID before single-use evidence is spent.
+   */
+  predictAgentId?(evidence: unknown, trustDomain: string): string;
 }
 
 /** An agent-side collector: gathers one attestor's evidence from the local platform. */

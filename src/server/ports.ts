@@ -26,10 +26,12 @@ export interface CaPort {
    */
   issueSvid(request: { readonly spiffeId: string; readonly csr: string; readonly ttlMs: number }): SvidIssued;
   /**
-   * Everything {@link issueSvid} checks except which SPIFFE ID the CSR names: run before
-   * attestation consumes one-time evidence, so a malformed CSR does not burn a join token.
+   * Everything {@link issueSvid} checks, run before attestation consumes one-time evidence so a
+   * bad CSR does not burn a join token: with `spiffeId` (the agent ID the evidence will yield,
+   * when the attestor can tell beforehand) also that the CSR names it; without, anything but
+   * which SPIFFE ID it names.
    */
-  precheckCsr(csr: string): void;
+  precheckCsr(csr: string, spiffeId?: string): void;
   /**
    * Reads the SPIFFE ID of a client certificate chain (DER, leaf first) that TLS already
    * verified against the bundle: exactly one URI SAN in this trust domain, not a CA, within its

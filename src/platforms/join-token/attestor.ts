@@ -21,6 +21,11 @@ export class JoinTokenAttestor implements Attestor {
   readonly name = 'join_token' as const;
   readonly kind = 'node' as const;
 
+  /** `join_token/<token id>`: follows from the token alone (its hash), nothing is redeemed. */
+  predictAgentId(evidence: unknown, trustDomain: string): string {
+    return agentSpiffeId(trustDomain, this.name, [joinTokenId(hashJoinToken(parseJoinTokenEvidence(evidence).token))]);
+  }
+
   async attest(evidence: unknown, ctx: AttestContext): Promise<AttestationResult> {
     const { token } = parseJoinTokenEvidence(evidence);
     const hash = hashJoinToken(token);

@@ -46,10 +46,12 @@ export function registerAgentRoutes(app: FastifyInstance, ctx: ServerContext): v
     audit.resource = `attestor/${name}`;
     const csr = field(request.body, 'csr', isCsr, 'a PEM CSR');
     const evidence = (request.body as Record<string, unknown>).evidence;
-    ctx.ca.precheckCsr(csr);
     const attestor = ctx.attestors.get(name);
     if (attestor === undefined) throw new PlatformError('ERR_ATTEST_UNKNOWN_ATTESTOR', `attestor ${name} is not configured`, { details: { attestor: name } });
     if (attestor.kind !== 'node') throw new PlatformError('ERR_ATTEST_NOT_BOUND', `${name} is a workload attestor; attest the node first`, { details: { attestor: name } });
+    // Before single-use evidence is spent: the CSR must be sound and, where the attestor can
+    // tell the agent ID from the evidence alone (join_token), name that ID.
+    ctx.ca.precheckCsr(csr, attestor.predictAgentId?.(evidence, ctx.config.trustDomain));
     const result = await attestor.attest(evidence, { clock: ctx.clock, trustDomain: ctx.config.trustDomain, state: ctx.attestation });
     audit.resource = `agent/${result.agentId}`;
     request.wardActor = `agent:${result.agentId}`;

@@ -37,7 +37,11 @@ export function createCaPort(ca: CertificateAuthority, clock: Clock): CaPort {
       const svid = issueX509Svid({ ca, csr, spiffeId, ttlMs: Math.min(ttlMs, ca.maxSvidTtlMs), clock });
       return { spiffeId: svid.spiffeId, certChain: splitPem(svid.chainPem), serial: svid.serialHex, expiresAt: svid.notAfter };
     },
-    precheckCsr(csr) {
+    precheckCsr(csr, spiffeId) {
+      if (spiffeId !== undefined) {
+        checkSvidCsr(csr, spiffeId);
+        return;
+      }
       try {
         checkSvidCsr(csr, `spiffe://${ca.trustDomain}/ward/csr-precheck`);
       } catch (error) {

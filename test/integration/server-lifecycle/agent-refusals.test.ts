@@ -9,7 +9,7 @@ import { systemClock } from '../../../src/core/clock.js';
 import { createEvent } from '../../../src/events/codec.js';
 import { createSvidCsr } from '../../../src/pki/csr.js';
 import { generateP256KeyPair } from '../../../src/pki/keys.js';
-import { ScriptedAgent, TRUST_DOMAIN, startTestServer } from './harness.js';
+import { ScriptedAgent, TRUST_DOMAIN, expectedAgentId, startTestServer } from './harness.js';
 
 async function code(p: Promise<unknown>): Promise<string> {
   try {
@@ -43,7 +43,8 @@ test('agent API refusals are each audited with their code; none stores anything'
 
   const got: Record<string, string> = {
     malformed: await code(boot.attest({ attestor: 'join_token', evidence: { token: 'short' }, csr: csrFor(otherId) })),
-    forged: await code(boot.attest({ attestor: 'join_token', evidence: { token: 'A'.repeat(43) }, csr: csrFor(otherId) })),
+    // A well-formed client names the ID its token would yield (else: CSR mismatch, before the store).
+    forged: await code(boot.attest({ attestor: 'join_token', evidence: { token: 'A'.repeat(43) }, csr: csrFor(expectedAgentId('A'.repeat(43))) })),
     unknownAttestor: await code(boot.attest({ attestor: 'aws_iid', evidence: {}, csr: csrFor(otherId) })),
     replayed: await code(boot.attest({ attestor: 'join_token', evidence: { token: jt.token }, csr: csrFor(agent.agentId) })),
     attestCsrOther: await code(boot.attest({ attestor: 'join_token', evidence: { token: spare.token }, csr: csrFor(otherId) })),
@@ -76,4 +77,23 @@ test('agent API refusals are each audited with their code; none stores anything'
   assert.ok(audit.every((r) => !JSON.stringify(r).includes(jt.token) && !JSON.stringify(r).includes(spare.token)), 'no secret in the audit log');
   assert.equal(await server.context.store.changes.latest(), version, 'no refusal changed the registry');
   assert.equal((await admin.listAgents()).items.length, 1);
+});
+
+test('a CSR naming another ID than the join token yields is refused before the token is redeemed: the same token then attests', { timeout: 60_000 }, async (t) => {
+  const ts = await startTestServer('sqlite');
+  const agent = new ScriptedAgent(ts.server);
+  t.after(async () => {
+    agent.close();
+    await ts.cleanup();
+  });
+  const jt = await ts.admin.createJoinToken({ attributes: { 'host.name': 'vm-b' } });
+  const boot = agent.bootstrapClient();
+  t.after(() => boot.close());
+  const key = generateP256KeyPair();
+  const wrong = createSvidCsr({ spiffeId: `spiffe://${TRUST_DOMAIN}/ward/agent/join_token/${'0'.repeat(32)}`, privateKey: key.privateKey }).pem;
+  assert.equal(await code(boot.attest({ attestor: 'join_token', evidence: { token: jt.token }, csr: wrong })), '400 ERR_CSR_SPIFFE_ID_MISMATCH');
+  assert.equal(await code(boot.attest({ attestor: 'join_token', evidence: { token: jt.token }, csr: wrong })), '400 ERR_CSR_SPIFFE_ID_MISMATCH', 'still unspent, still refused');
+  const ok = await agent.attest(jt.token);
+  assert.equal(ok.agentId, expectedAgentId(jt.token));
+  assert.equal(await code(agent.attest(jt.token)), '401 ERR_ATTEST_REPLAYED', 'spent by the good attest only');
 });
