@@ -3,13 +3,11 @@
 // delete, the audit log, and refusals without a token.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { runCli } from '../../helpers/cli.js';
-
-const MAIN = resolve('src/cli/main.ts');
+import { startServerProcess } from '../../helpers/server-process.js';
 
 const POLICY = `apiVersion: ward.dev/v1alpha1
 kind: AccessPolicy
@@ -43,30 +41,8 @@ test('ward server init/start with the admin CLI against it', { timeout: 60_000 }
   assert.equal(again.code, 1);
   assert.match(again.stderr, /ERR_SERVER_DATA_DIR/);
 
-  const child = spawn(process.execPath, ['--import', 'tsx', '-e', `import(${JSON.stringify(MAIN)}).then((m) => m.main(process.argv.slice(1))).then((c) => { process.exitCode = c; })`,
-    'server', 'start', '--data-dir', data, '--trust-domain', 'ward.test', '--admin-listen', '127.0.0.1:0', '--agent-listen', '127.0.0.1:0', '--log-level', 'warn', '-o', 'json'],
-  { stdio: ['ignore', 'pipe', 'pipe'] });
-  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
-  t.after(() => {
-    if (child.exitCode === null) child.kill('SIGKILL');
-  });
-  let out = '';
-  let err = '';
-  child.stderr.on('data', (c: Buffer) => (err += c.toString()));
-  const started = await new Promise<{ adminUrl: string }>((resolveStart, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start: ${err}`)), 30_000);
-    child.stdout.on('data', (c: Buffer) => {
-      out += c.toString();
-      try {
-        const parsed = JSON.parse(out) as { adminUrl: string };
-        clearTimeout(timer);
-        resolveStart(parsed);
-      } catch {
-        // not complete yet
-      }
-    });
-    child.on('exit', () => reject(new Error(`server exited: ${err}`)));
-  });
+  const server = await startServerProcess(t, ['--data-dir', data, '--trust-domain', 'ward.test']);
+  const { started, child, exited } = server;
   const env = { WARD_SERVER: started.adminUrl, WARD_TOKEN: adminToken };
 
   const files = join(dir, 'policies');
@@ -129,5 +105,5 @@ test('ward server init/start with the admin CLI against it', { timeout: 60_000 }
   assert.ok(!audit.stdout.includes(adminToken) && !audit.stdout.includes(viewerToken), 'no token in the audit log');
 
   child.kill('SIGTERM');
-  assert.equal(await exited, 0, `server exit; stderr: ${err}`);
+  assert.equal(await exited, 0, `server exit; stderr: ${server.stderr()}`);
 });
