@@ -30,6 +30,12 @@ export function splice(down: Socket, up: Socket, idleTimeoutMs: number, done: (r
     s.on('error', destroyBoth);
   }
   const unwatch = watchIdle([down, up], idleTimeoutMs, destroyBoth);
+  // Half-open both ways: one side's EOF (FIN, or close_notify then FIN) is passed on as an end of
+  // the other (`relay`), and the opposite direction keeps flowing until its own EOF: a client
+  // that shuts its write side after sending still gets the answer. Node's default would end this
+  // side at once and lose it. A peer that never finishes is bounded by the idle timeout.
+  down.allowHalfOpen = true;
+  up.allowHalfOpen = true;
   down.setNoDelay(true);
   up.setNoDelay(true);
   let closed = 0;

@@ -224,3 +224,25 @@ spec:
     assert.equal(denied.policy, 'default-deny');
   });
 });
+
+test('half-close passes through (Node plane): a caller that shuts its write side after sending still gets the app\'s answer, which the app sends only on EOF', async () => {
+  const { createServer } = await import('node:net');
+  const replyOnEof = createServer({ allowHalfOpen: true }, (sock) => {
+    let n = 0;
+    sock.on('data', (c: Buffer) => (n += c.length));
+    sock.on('end', () => setTimeout(() => sock.end(`got ${n}`), 300));
+  });
+  await new Promise<void>((r) => replyOnEof.listen(0, '127.0.0.1', r));
+  try {
+    await withInbound({ appPort: (replyOnEof.address() as { port: number }).port }, async (h) => {
+      const s = await mtlsConnect(h.port, web, ca.certPem);
+      s.on('error', () => undefined);
+      const got = roundTrip(s, 'hello world', 'got 11'.length, 3000);
+      s.end();
+      assert.equal((await got).data, 'got 11');
+      assert.equal(await waitClose(s, 3000), true, 'then the connection closes');
+    });
+  } finally {
+    replyOnEof.close();
+  }
+});

@@ -167,3 +167,28 @@ test('HTTP proxy mode: absolute-form requests are forwarded over mTLS', async ()
     await proxy.close();
   }
 });
+
+test('half-close passes through both Node-plane hops: the app shuts its write side after its request and still gets the answer the server app sends only on EOF', async () => {
+  const { createServer } = await import('node:net');
+  const replyOnEof = createServer({ allowHalfOpen: true }, (sock) => {
+    let n = 0;
+    sock.on('data', (c: Buffer) => (n += c.length));
+    sock.on('end', () => setTimeout(() => sock.end(`got ${n}`), 300));
+  });
+  await new Promise<void>((r) => replyOnEof.listen(0, '127.0.0.1', r));
+  const server = await startInbound({ material: ca.material(ordersSvid), authorizer: inboundPolicy, appPort: (replyOnEof.address() as { port: number }).port });
+  const out = new OutboundListener({ name: 'orders', host: '127.0.0.1', port: server.port, allowedIds: [`${TD}/orders`] }, 0, outboundDeps(egress(['orders'])));
+  await out.listen();
+  try {
+    const s = await plainConnect(out.port);
+    s.on('error', () => undefined);
+    const got = roundTrip(s, 'request body', 'got 12'.length, 3000);
+    s.end();
+    assert.equal((await got).data, 'got 12');
+    assert.equal(await waitClose(s, 3000), true);
+  } finally {
+    await out.close();
+    await server.close();
+    replyOnEof.close();
+  }
+});
