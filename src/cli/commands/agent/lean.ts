@@ -16,8 +16,10 @@ export interface RuntimeOutcome {
    * start-up needed, logs it (debug), returns it, and from then on trims every
    * {@link TRIM_INTERVAL_MS}; a no-op returning undefined elsewhere or without the addon.
    */
-  readonly settle: (logger: Pick<Logger, 'debug'>) => MemoryTrim | undefined;
+  readonly settle: (logger: TrimLogger) => MemoryTrim | undefined;
 }
+
+type TrimLogger = Pick<Logger, 'debug' | 'warn'>;
 
 /** How often the lean runtime unmaps file pages the agent has stopped using (ADR 0075). */
 export const TRIM_INTERVAL_MS = 60_000;
@@ -32,18 +34,47 @@ async function settler(runtime: 'lean' | 'default'): Promise<RuntimeOutcome['set
   if (runtime !== 'lean') return noSettle;
   const { loadRelayAddon } = await import('../../../agent/proxy/native/addon.js');
   const load = loadRelayAddon();
-  const trim = load.ok ? load.addon.trimMemory : undefined;
-  if (trim === undefined) return noSettle;
+  const addonTrim = load.ok ? load.addon.trimMemory : undefined;
+  return addonTrim === undefined ? noSettle : memorySettler(addonTrim);
+}
+
+/**
+ * Trims once now and returns `settle` over `addonTrim` (exported for tests: a failing trim,
+ * which no real process here can be made to produce, must not stop the agent).
+ */
+export function memorySettler(addonTrim: () => MemoryTrim): RuntimeOutcome['settle'] {
+  // An optimisation never stops the agent: where it fails (no /proc/self/smaps in a sandbox),
+  // it is off for the life of the process, said once at warn.
+  let failure: string | undefined;
+  let told = false;
+  const trim = (logger?: TrimLogger): MemoryTrim | undefined => {
+    if (failure === undefined) {
+      try {
+        return addonTrim();
+      } catch (error) {
+        failure = (error as Error).message;
+      }
+    }
+    if (logger !== undefined && !told) {
+      told = true;
+      logger.warn({ err: failure }, 'memory trim unavailable; the agent runs without it (ADR 0075)');
+    }
+    return undefined;
+  };
   trim();
   let settled = false;
   return (logger) => {
-    const released = trim();
+    const released = trim(logger);
+    if (released === undefined) return undefined;
     logger.debug({ ...released }, 'start-up memory released');
     if (!settled) {
       settled = true;
       // Pages touched while the JIT warms up, or by a reload, go back within a minute; the
       // working set maps again on its next use (minor faults). Never keeps the process alive.
-      setInterval(() => logger.debug({ ...trim() }, 'memory trimmed'), TRIM_INTERVAL_MS).unref();
+      setInterval(() => {
+        const r = trim(logger);
+        if (r !== undefined) logger.debug({ ...r }, 'memory trimmed');
+      }, TRIM_INTERVAL_MS).unref();
     }
     return released;
   };
