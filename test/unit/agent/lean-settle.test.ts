@@ -6,9 +6,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { memorySettler } from '../../../src/cli/commands/agent/lean.js';
 
-function recorder(): { debug: (o: object, m: string) => void; warn: (o: object, m: string) => void; lines: string[] } {
+function recorder(): { debug: (...args: unknown[]) => void; warn: (...args: unknown[]) => void; lines: string[] } {
   const lines: string[] = [];
-  return { lines, debug: (_o, m) => void lines.push(`debug ${m}`), warn: (_o, m) => void lines.push(`warn ${m}`) };
+  return { lines, debug: (...args) => void lines.push(`debug ${String(args[1])}`), warn: (...args) => void lines.push(`warn ${String(args[1])}`) };
 }
 
 test('a failing trim: no throw at start or at settle, one warn, then no further attempt', () => {
