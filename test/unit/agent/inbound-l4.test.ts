@@ -3,7 +3,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import type { TLSSocket } from 'node:tls';
 import { createTestCa, type TestCa, type TestSvid } from './support/pki.js';
-import { startEchoApp, mtlsConnect, plainConnect, roundTrip, waitClose } from './support/net.js';
+import { startEchoApp, startReplyOnEofApp, mtlsConnect, plainConnect, roundTrip, waitClose } from './support/net.js';
 import { startInbound, type InboundHarness } from './support/inbound.js';
 import type { PolicyAuthorizer } from '../../../src/agent/policy-authorizer.js';
 import { allowFrom, docs, policyAuthorizer, PERMISSIVE_MTLS } from './support/policy.js';
@@ -226,15 +226,9 @@ spec:
 });
 
 test('half-close passes through (Node plane): a caller that shuts its write side after sending still gets the app\'s answer, which the app sends only on EOF', async () => {
-  const { createServer } = await import('node:net');
-  const replyOnEof = createServer({ allowHalfOpen: true }, (sock) => {
-    let n = 0;
-    sock.on('data', (c: Buffer) => (n += c.length));
-    sock.on('end', () => setTimeout(() => sock.end(`got ${n}`), 300));
-  });
-  await new Promise<void>((r) => replyOnEof.listen(0, '127.0.0.1', r));
+  const replyOnEof = await startReplyOnEofApp();
   try {
-    await withInbound({ appPort: (replyOnEof.address() as { port: number }).port }, async (h) => {
+    await withInbound({ appPort: replyOnEof.port }, async (h) => {
       const s = await mtlsConnect(h.port, web, ca.certPem);
       s.on('error', () => undefined);
       const got = roundTrip(s, 'hello world', 'got 11'.length, 3000);

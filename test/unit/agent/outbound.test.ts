@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { request as httpRequest } from 'node:http';
 import { connect } from 'node:net';
 import { createTestCa, type TestCa, type TestSvid } from './support/pki.js';
-import { startEchoApp, startHttpApp, plainConnect, roundTrip, waitClose } from './support/net.js';
+import { startEchoApp, startReplyOnEofApp, startHttpApp, plainConnect, roundTrip, waitClose } from './support/net.js';
 import { startInbound, type InboundHarness } from './support/inbound.js';
 import type { PolicyAuthorizer } from '../../../src/agent/policy-authorizer.js';
 import { allowFrom, policyAuthorizer } from './support/policy.js';
@@ -169,14 +169,8 @@ test('HTTP proxy mode: absolute-form requests are forwarded over mTLS', async ()
 });
 
 test('half-close passes through both Node-plane hops: the app shuts its write side after its request and still gets the answer the server app sends only on EOF', async () => {
-  const { createServer } = await import('node:net');
-  const replyOnEof = createServer({ allowHalfOpen: true }, (sock) => {
-    let n = 0;
-    sock.on('data', (c: Buffer) => (n += c.length));
-    sock.on('end', () => setTimeout(() => sock.end(`got ${n}`), 300));
-  });
-  await new Promise<void>((r) => replyOnEof.listen(0, '127.0.0.1', r));
-  const server = await startInbound({ material: ca.material(ordersSvid), authorizer: inboundPolicy, appPort: (replyOnEof.address() as { port: number }).port });
+  const replyOnEof = await startReplyOnEofApp();
+  const server = await startInbound({ material: ca.material(ordersSvid), authorizer: inboundPolicy, appPort: replyOnEof.port });
   const out = new OutboundListener({ name: 'orders', host: '127.0.0.1', port: server.port, allowedIds: [`${TD}/orders`] }, 0, outboundDeps(egress(['orders'])));
   await out.listen();
   try {

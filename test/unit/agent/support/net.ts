@@ -24,6 +24,21 @@ export async function startEchoApp(): Promise<{ port: number; server: Server; cl
   };
 }
 
+/**
+ * A TCP app that answers only once the caller has half-closed: it counts what it read and, on
+ * EOF, replies `got <n>` after 300 ms, then ends (tests that half-close passes through).
+ */
+export async function startReplyOnEofApp(): Promise<{ port: number; close(): void }> {
+  const server = createServer({ allowHalfOpen: true }, (sock) => {
+    let n = 0;
+    sock.on('data', (c: Buffer) => (n += c.length));
+    sock.on('end', () => setTimeout(() => sock.end(`got ${n}`), 300));
+    sock.on('error', () => sock.destroy());
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return { port: (server.address() as { port: number }).port, close: () => server.close() };
+}
+
 export interface SeenRequest {
   method: string;
   url: string;
