@@ -8,6 +8,7 @@ import { startHttpApp, mtlsConnect, roundTrip, waitClose, plainConnect } from '.
 import { assertGrpcThroughAgent, h2Request } from './support/h2.js';
 import { startInbound, type InboundHarness } from './support/inbound.js';
 import { docs, policyAuthorizer, PERMISSIVE_MTLS } from './support/policy.js';
+import type { PolicyAuthorizer } from '../../../src/agent/policy-authorizer.js';
 import { createJwtVerifier } from '../../../src/agent/proxy/http/jwt.js';
 import { ManualClock } from '../../../src/core/clock.js';
 
@@ -245,8 +246,8 @@ test('plaintext to an mTLS HTTP port gets no HTTP answer', async () => {
   p.destroy();
 });
 
-test('a PERMISSIVE HTTP port serves plaintext callers as `unauthenticated`, without an identity header', async () => {
-  const authz = policyAuthorizer(docs(PERMISSIVE_MTLS, `
+/** PERMISSIVE mTLS, and `/public/*` open to plaintext callers and to web. */
+const permissivePublic = (): PolicyAuthorizer => policyAuthorizer(docs(PERMISSIVE_MTLS, `
 apiVersion: ward.dev/v1alpha1
 kind: AccessPolicy
 metadata: {name: p}
@@ -255,6 +256,9 @@ spec:
   - from: [{unauthenticated: true}, {spiffeIds: ["${TD}/web"]}]
     to: [{paths: ["/public/*"]}]
 `));
+
+test('a PERMISSIVE HTTP port serves plaintext callers as `unauthenticated`, without an identity header', async () => {
+  const authz = permissivePublic();
   const ph = await startInbound({ material: ca.material(server), authorizer: authz, appPort: app.port, protocol: 'http', mode: 'PERMISSIVE' });
   try {
     const before = app.seen.length;
@@ -294,15 +298,7 @@ test('revoking the caller\'s certificate denies the next request on its live L7 
 });
 
 test('half-close: a PERMISSIVE port answers plaintext and mTLS callers that half-close after their request; a request decided asynchronously (end-user JWT, allowed or 401) is answered after the caller\'s EOF, then the connection closes', async () => {
-  const authz = policyAuthorizer(docs(PERMISSIVE_MTLS, `
-apiVersion: ward.dev/v1alpha1
-kind: AccessPolicy
-metadata: {name: p}
-spec:
-  ingress:
-  - from: [{unauthenticated: true}, {spiffeIds: ["${TD}/web"]}]
-    to: [{paths: ["/public/*"]}]
-`));
+  const authz = permissivePublic();
   const ph = await startInbound({ material: ca.material(server), authorizer: authz, appPort: app.port, protocol: 'http', mode: 'PERMISSIVE' });
   const { publicKey, privateKey } = await generateKeyPair('ES256');
   const jwk = { ...(await exportJWK(publicKey)), kid: 'k1', alg: 'ES256' };
